@@ -1,0 +1,50 @@
+"""The config fields every experiment shares; `experiments/configs/*.py` start from `base_config`."""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.task = ""
+  c.seed = 0
+  c.num_steps = 0  # 0: derived by the task (e.g. from num_epochs)
+  c.log_every_steps = 50
+  c.eval_every_steps = 0  # 0: evaluate only at the end
+  c.checkpoint_every_steps = 500
+  c.keep_checkpoints = 3
+  c.quiet = False  # no progress bar
+  # The data mesh spans `num_devices` devices (0: all); on CPU the host is first split into
+  # `cpu_devices` devices (0: one per core, at most 8), see dljax.parallel.setup_devices.
+  c.num_devices = 0
+  c.cpu_devices = 0
+  c.distributed = False  # call jax.distributed.initialize() (multi-host)
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adamw"
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.schedule = "cosine"
+  c.optimizer.warmup_steps = 0
+  c.optimizer.decay_steps = 0  # 0: decay over the whole run
+  c.optimizer.end_learning_rate_factor = 0.0
+  c.optimizer.b1 = 0.9
+  c.optimizer.b2 = 0.999
+  c.optimizer.weight_decay = 0.0
+  c.optimizer.momentum = 0.9
+  c.optimizer.nesterov = False
+  c.optimizer.grad_clip_norm = 0.0  # 0: no clipping
+  return c
+
+
+def image_classification_config() -> ml_collections.ConfigDict:
+  """Defaults shared by the vision configs."""
+  c = base_config()
+  c.task = "classification"
+  c.dataset = "mnist5k"
+  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
+  c.tfds_download = True
+  c.batch_size = 128
+  c.eval_batch_size = 1000
+  c.num_epochs = 10
+  c.augment = ml_collections.ConfigDict({"crop_pad": 0, "flip": False})
+  c.model = ml_collections.ConfigDict({"name": "mlp"})
+  return c

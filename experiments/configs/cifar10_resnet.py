@@ -1,0 +1,41 @@
+"""CIFAR-style ResNet on CIFAR-10 (TFDS), with random-crop and flip augmentation.
+
+  python -m experiments.train --config experiments/configs/cifar10_resnet.py --workdir runs/c10
+
+Default model ResNet-20 (0.27 M parameters, He et al. 2016's schedule shortened);
+`--config.model.name=resnet18` for ResNet-18 (11.2 M). CIFAR-10 must be prepared with TFDS
+first (the `tfds` extra). Variant `smoke` trains a ResNet-20 on the offline `digits` in seconds.
+"""
+
+from dljax.config import image_classification_config
+
+
+def get_config(variant: str = ""):
+  c = image_classification_config()
+  c.dataset = "cifar10"
+  c.model.name = "resnet20"
+  c.batch_size = 128
+  c.num_epochs = 90
+  c.eval_every_steps = 3900
+  c.checkpoint_every_steps = 1000
+  c.optimizer.name = "sgd"
+  c.optimizer.learning_rate = 0.1
+  c.optimizer.momentum = 0.9
+  c.optimizer.nesterov = True
+  c.optimizer.weight_decay = 5e-4
+  c.optimizer.warmup_steps = 390
+  c.augment.crop_pad = 4
+  c.augment.flip = True
+  if variant == "smoke":
+    c.dataset = "digits"
+    c.augment.flip = False
+    c.augment.crop_pad = 1
+    c.batch_size = 32
+    c.num_steps = 10
+    c.eval_every_steps = 5
+    c.optimizer.warmup_steps = 2
+    c.log_every_steps = 5
+    c.checkpoint_every_steps = 10
+  elif variant:
+    raise ValueError(f"unknown variant {variant!r} of cifar10_resnet; known: smoke")
+  return c

@@ -1,0 +1,34 @@
+"""MLP on MNIST digits (the basics chapter's classifier).
+
+  python -m experiments.train --config experiments/configs/mnist_mlp.py --workdir runs/mnist_mlp
+
+Defaults to the offline `mnist5k`; full TFDS MNIST with --config.dataset=mnist.
+Variant `smoke` runs in seconds (tests). Measured (2-core CPU): see README.
+"""
+
+from dljax.config import image_classification_config
+
+
+def get_config(variant: str = ""):
+  c = image_classification_config()
+  c.dataset = "mnist5k"
+  c.model.name = "mlp"
+  c.model.hidden = (512, 512)
+  c.model.dropout = 0.2
+  c.batch_size = 128
+  c.num_epochs = 30
+  c.optimizer.name = "adamw"
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.warmup_steps = 30
+  c.optimizer.weight_decay = 1e-4
+  if variant == "smoke":
+    c.dataset = "digits"
+    c.model.hidden = (32,)
+    c.batch_size = 32
+    c.num_steps = 20
+    c.optimizer.warmup_steps = 2
+    c.log_every_steps = 5
+    c.checkpoint_every_steps = 10
+  elif variant:
+    raise ValueError(f"unknown variant {variant!r} of mnist_mlp; known: smoke")
+  return c
