@@ -77,109 +77,135 @@ def _fetch(pending: list[tuple[int, dict]]) -> tuple[np.ndarray, dict[str, np.nd
   return steps, jax.device_get(stacked)
 
 
-def run(experiment: Experiment, config, workdir: str, start_time: float | None = None) -> dict:
-  """Trains `experiment` to `num_steps` in `workdir` (resuming if it holds checkpoints)."""
-  start_time = time.time() if start_time is None else start_time
-  os.makedirs(workdir, exist_ok=True)
-  exp = experiment
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), exp.identity,
-                              keep=config.keep_checkpoints)
-  replicated = NamedSharding(exp.mesh, P())
-  resume_step = checkpointer.latest_step()
-  if resume_step is not None:
-    checkpointer.check_identity(resume_step)
-    state = checkpointer.restore(resume_step, abstract_like(exp.init_state, replicated))
-  else:
-    state = jax.jit(exp.init_state, out_shardings=replicated)()
-  step = resume_step or 0
+@jax.jit
+def all_finite(tree) -> jax.Array:
+  leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves]))
 
-  t0 = time.perf_counter()
-  train_step = exp.train_step.lower(state, exp.feed(step)).compile()
-  compile_time = time.perf_counter() - t0
 
-  log = MetricsLog(workdir, step)
-  last_saved = step
-  log_every = max(1, config.log_every_steps)
+class _Run:
+  """One invocation of the loop: the state, its step, pending metrics, logs and checkpoints."""
 
-  def evaluate(state, step):
-    metrics = exp.evaluate(state)
-    log.write(step, "eval", metrics)
-    if exp.after_eval is not None:
-      exp.after_eval(state, step, workdir)
-    return metrics
+  def __init__(self, exp: Experiment, config, workdir: str):
+    self.exp, self.config, self.workdir = exp, config, workdir
+    os.makedirs(workdir, exist_ok=True)
+    self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), exp.identity,
+                                     keep=config.keep_checkpoints)
+    replicated = NamedSharding(exp.mesh, P())
+    self.resume_step = self.checkpointer.latest_step()
+    if self.resume_step is not None:
+      self.checkpointer.check_identity(self.resume_step)
+      self.state = self.checkpointer.restore(self.resume_step,
+                                             abstract_like(exp.init_state, replicated))
+    else:
+      self.state = jax.jit(exp.init_state, out_shardings=replicated)()
+    self.step = self.last_saved = self.resume_step or 0
+    t0 = time.perf_counter()
+    self.train_step = exp.train_step.lower(self.state, exp.feed(self.step)).compile()
+    self.compile_time = time.perf_counter() - t0
+    self.eval_time = 0.0
+    self.pending: list[tuple[int, dict]] = []
+    self.log = MetricsLog(workdir, self.step)
 
-  def flush(pending):
-    if not pending:
+  def non_finite(self, what: str, step: int) -> NonFiniteLossError:
+    return NonFiniteLossError(
+        f"the {what} became NaN or inf at step {step}; training stopped. The last good "
+        f"checkpoint (step {self.last_saved}) is kept in {self.checkpointer.directory}. Fix: lower "
+        f"--config.optimizer.learning_rate or clip gradients (--config.optimizer.grad_clip_norm=1.0),"
+        f" then rerun the same command to resume from that checkpoint.")
+
+  def flush(self) -> dict[str, float]:
+    """Fetches pending metrics, stops on non-finite ones, logs their means."""
+    if not self.pending:
       return {}
-    steps, metrics = _fetch(pending)
-    bad = ~np.isfinite(metrics["loss"])
-    if bad.any():
-      raise NonFiniteLossError(
-          f"the loss became {metrics['loss'][bad][0]} at step {steps[bad][0]}; training stopped. "
-          f"The last good checkpoint (step {last_saved}) is kept in {checkpointer.directory}. "
-          f"Fix: lower --config.optimizer.learning_rate or clip gradients "
-          f"(--config.optimizer.grad_clip_norm=1.0), then rerun the same command to resume.")
+    steps, metrics = _fetch(self.pending)
+    self.pending.clear()
+    for name in ("loss", "grad_norm"):  # a non-finite gradient poisons the next parameters
+      bad = ~np.isfinite(metrics.get(name, np.zeros(1)))
+      if bad.any():
+        raise self.non_finite(name, int(steps[bad][0]))
     means = {k: float(np.mean(v)) for k, v in metrics.items()}
-    log.write(int(steps[-1]) + 1, "train", means)
-    pending.clear()
+    self.log.write(int(steps[-1]) + 1, "train", means)
     return means
 
+  def evaluate(self) -> dict[str, float]:
+    self.flush()
+    t0 = time.perf_counter()
+    metrics = self.exp.evaluate(self.state)
+    self.log.write(self.step, "eval", metrics)
+    if self.exp.after_eval is not None:
+      self.exp.after_eval(self.state, self.step, self.workdir)
+    self.eval_time += time.perf_counter() - t0
+    return metrics
+
+  def save(self):
+    """Checkpoints the state unless already saved; never saves a non-finite state."""
+    self.flush()
+    if self.last_saved == self.step:
+      return
+    if not all_finite(self.state):
+      raise self.non_finite("parameters", self.step)
+    self.checkpointer.save(self.step, self.state, self.exp.meta)
+    self.last_saved = self.step
+
+  def train(self, stop: "_StopSignals", progress):
+    exp, config = self.exp, self.config
+    log_every = max(1, config.log_every_steps)
+    while self.step < exp.num_steps:
+      self.state, metrics = self.train_step(self.state, exp.feed(self.step))
+      self.pending.append((self.step, metrics))
+      self.step += 1
+      if self.step % log_every == 0 or self.step == exp.num_steps:
+        progress.set_postfix({k: f"{v:.4g}" for k, v in self.flush().items()}, refresh=False)
+        progress.update(self.step - progress.n)
+      if config.eval_every_steps and self.step % config.eval_every_steps == 0 \
+          and self.step < exp.num_steps:
+        self.evaluate()
+      if config.checkpoint_every_steps and self.step % config.checkpoint_every_steps == 0:
+        self.save()
+      if stop.received is not None:
+        self.save()
+        self.checkpointer.wait()
+        raise TrainingInterrupted(
+            f"{signal.Signals(stop.received).name} received: stopped at step {self.step} and saved "
+            f"a checkpoint in {self.checkpointer.directory}. Run the same command again to resume.",
+            exit_code=128 + stop.received)
+
+
+def run(experiment: Experiment, config, workdir: str, start_time: float | None = None) -> dict:
+  """Trains `experiment` to `num_steps` in `workdir` (resuming if it holds checkpoints)."""
   from tqdm import tqdm
-  progress = tqdm(total=exp.num_steps, initial=step, unit="step", dynamic_ncols=True,
-                  mininterval=1.0, disable=config.get("quiet", False))
-  pending: list[tuple[int, dict]] = []
-  train_start = time.perf_counter()
-  start_step = step
+  start_time = time.time() if start_time is None else start_time
+  r = _Run(experiment, config, workdir)
+  start_step = r.step
+  progress = tqdm(total=experiment.num_steps, initial=r.step, unit="step", dynamic_ncols=True,
+                  mininterval=1.0, disable=config.quiet)
+  t0 = time.perf_counter()
   try:
     with _StopSignals() as stop:
-      while step < exp.num_steps:
-        state, metrics = train_step(state, exp.feed(step))
-        pending.append((step, metrics))
-        step += 1
-        if step % log_every == 0 or step == exp.num_steps:
-          progress.set_postfix({k: f"{v:.4g}" for k, v in flush(pending).items()}, refresh=False)
-          progress.update(step - progress.n)
-        if config.eval_every_steps and step % config.eval_every_steps == 0 and step < exp.num_steps:
-          flush(pending)
-          evaluate(state, step)
-        if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
-          flush(pending)
-          checkpointer.save(step, state, exp.meta)
-          last_saved = step
-        if stop.received is not None:
-          flush(pending)
-          if last_saved != step:
-            checkpointer.save(step, state, exp.meta, wait=True)
-          checkpointer.wait()
-          name = signal.Signals(stop.received).name
-          raise TrainingInterrupted(
-              f"{name} received: stopped at step {step} and saved a checkpoint in "
-              f"{checkpointer.directory}. Run the same command again to resume.",
-              exit_code=128 + stop.received)
-    flush(pending)
-    train_time = time.perf_counter() - train_start
-    final = evaluate(state, step)
-    if exp.final_extras is not None:
-      final.update(exp.final_extras(state, train_time))
-    if last_saved != step:
-      checkpointer.save(step, state, exp.meta)
-    checkpointer.wait()
+      r.train(stop, progress)
+    train_time = time.perf_counter() - t0 - r.eval_time
+    final = r.evaluate()
+    if experiment.final_extras is not None:
+      final.update(experiment.final_extras(r.state, train_time))
+    r.save()
+    r.checkpointer.wait()
   finally:
     progress.close()
-    log.close()
-    log.plot(os.path.join(workdir, "learning_curves.png"))
+    r.log.close()
+    r.log.plot(os.path.join(workdir, "learning_curves.png"))
 
-  steps_run = step - start_step
+  steps_run = r.step - start_step
   summary = {
       "config": config.to_dict(),
       "final": final,
-      "steps": step,
-      "resumed_from_step": resume_step,
+      "steps": r.step,
+      "resumed_from_step": r.resume_step,
       "wall_time_s": time.time() - start_time,
-      "compile_time_s": compile_time,
+      "compile_time_s": r.compile_time,
       "train_time_s": train_time,
       "step_time_ms": 1e3 * train_time / steps_run if steps_run else math.nan,
-      "devices": f"{exp.mesh.size} x {jax.devices()[0].device_kind}",
+      "devices": f"{experiment.mesh.size} x {jax.devices()[0].device_kind}",
   }
   with open(os.path.join(workdir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)

@@ -10,10 +10,10 @@ import time
 
 START_TIME = time.time()  # "wall time" counts from here, before the heavy imports
 
-import sys
-
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
+
+from dljax import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config: experiments/configs/NAME.py[:VARIANT].", lock_config=True)
@@ -22,27 +22,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
   from dljax import parallel
-  from dljax.errors import DljaxError, TrainingInterrupted
   config = _CONFIG.value
-  try:
-    parallel.setup_devices(config.cpu_devices, config.distributed)
-    import jax
-    from dljax import loop
-    from dljax.tasks import build_experiment
-    mesh = parallel.make_data_mesh(config.num_devices)
-    jax.set_mesh(mesh)
-    experiment = build_experiment(config, mesh)
-    summary = loop.run(experiment, config, _WORKDIR.value, start_time=START_TIME)
-  except TrainingInterrupted as e:
-    print(f"\n{e}", file=sys.stderr)
-    sys.exit(e.exit_code)
-  except DljaxError as e:
-    print(f"\nerror: {e}", file=sys.stderr)
-    sys.exit(2)
+  parallel.setup_devices(config.cpu_devices, config.distributed)
+  from dljax.tasks import train
+  summary = train(config, _WORKDIR.value, start_time=START_TIME)
   final = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                    for k, v in summary["final"].items())
   print(f"final: {final}")
@@ -52,4 +38,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_main(main)

@@ -19,3 +19,12 @@ def build_experiment(config, mesh):
   if config.task not in TASKS:
     raise unknown_name("task", config.task, TASKS)
   return importlib.import_module(TASKS[config.task]).build_experiment(config, mesh)
+
+
+def train(config, workdir: str, start_time: float | None = None) -> dict:
+  """Builds the experiment `config` describes on a data mesh and runs it; returns the summary."""
+  import jax
+  from dljax import loop, parallel
+  mesh = parallel.make_data_mesh(config.num_devices)
+  jax.set_mesh(mesh)
+  return loop.run(build_experiment(config, mesh), config, workdir, start_time)

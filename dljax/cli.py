@@ -1,0 +1,81 @@
+"""Command-line plumbing shared by the entry scripts: flag parsing and error reporting.
+
+Bad input must end in one readable line, not a traceback: absl's flag errors, ml_collections'
+unknown-key errors (a raw AttributeError from deep inside flag parsing) and `DljaxError`s all
+become `error: ...` on stderr and exit status 2.
+"""
+
+import importlib.util
+import sys
+from typing import Callable
+
+from absl import flags
+
+from dljax.errors import DljaxError, TrainingInterrupted
+
+
+def load_config(spec: str):
+  """Loads `path/to/config.py[:variant]` as config_flags does."""
+  path, _, variant = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("dljax_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(variant) if variant else module.get_config()
+
+
+def _flag_value(argv: list[str], name: str) -> str:
+  for i, arg in enumerate(argv):
+    if arg.startswith(name + "="):
+      return arg.split("=", 1)[1]
+    if arg == name and i + 1 < len(argv):
+      return argv[i + 1]
+  raise ValueError(f"{name} is not in the command line")
+
+
+def _bad_override(argv: list[str]) -> str:
+  """Names the `--config.KEY` override whose key does not exist, and lists the valid keys."""
+  overrides = [a for a in argv[1:] if a.startswith("--config.")]
+  config = load_config(_flag_value(argv, "--config"))
+  valid = set()
+
+  def walk(node, prefix):
+    for key, value in node.items():
+      valid.add(prefix + key)
+      if hasattr(value, "items"):
+        walk(value, prefix + key + ".")
+
+  walk(config, "")
+  for arg in overrides:
+    key = arg[len("--config."):].split("=", 1)[0]
+    if key not in valid:
+      return (f"unknown config key {key!r} in {arg!r}; the config's keys are: "
+              f"{', '.join(sorted(valid))}")
+  return "a --config.KEY=VALUE override is invalid"
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """Parses `argv` into absl's FLAGS; on bad input prints one error line and exits with 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    message = str(e)
+  except (AttributeError, KeyError) as e:  # ml_collections: the override names no field
+    del e
+    message = _bad_override(argv)
+  except ValueError as e:  # e.g. an unknown config variant raised by get_config
+    message = str(e)
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def run_main(main: Callable[[list[str]], None], argv: list[str] | None = None):
+  """Parses flags, runs `main`, and turns user-facing errors into exit codes."""
+  argv = parse_flags(sys.argv if argv is None else argv)
+  try:
+    main(argv)
+  except TrainingInterrupted as e:
+    print(f"\n{e}", file=sys.stderr)
+    sys.exit(e.exit_code)
+  except DljaxError as e:
+    print(f"\nerror: {e}", file=sys.stderr)
+    sys.exit(2)
