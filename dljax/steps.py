@@ -33,7 +33,7 @@ def make_train_step(loss_fn: LossFn, batch_fn: Callable | None = None, *, jit: b
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, (metrics, mutable)), grads = grad_fn(state.params, state, batch, rng, True)
     state = state.apply_gradients(grads, mutable)
-    return state, {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics}
+    return state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
 
   return jax.jit(train_step, donate_argnums=0) if jit else train_step
 

@@ -1,4 +1,4 @@
-"""Tests for dljax.rl.envs: parity with gymnasium, jit/vmap, auto-reset, time limits, errors."""
+"""Tests for dljax.rl.envs: gymnasium parity, jit/vmap, auto-reset, limits, errors."""
 
 import os
 import subprocess
@@ -10,7 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dljax.rl.envs import AutoReset, Box, CartPoleState, check_action, make, registered_names
+from dljax.rl.envs import (
+    AutoReset,
+    Box,
+    CartPoleState,
+    check_action,
+    make,
+    registered_names,
+)
 
 # Field order of gymnasium's `env.unwrapped.state` for each env.
 GYM_STATE_FIELDS = {
@@ -51,7 +58,9 @@ def test_parity_with_gymnasium(name):
         )
         action = random_action(env.action_space, rng)
         key, step_key, reset_key = jax.random.split(key, 3)
-        obs, state, reward, terminated, truncated = step(step_key, state, action, params)
+        obs, state, reward, terminated, truncated = step(
+            step_key, state, action, params
+        )
         gym_obs, gym_reward, gym_terminated, gym_truncated, _ = gym_env.step(action)
 
         assert obs.dtype == jnp.float32 and reward.dtype == jnp.float32
@@ -78,14 +87,18 @@ def test_jit_vmap_64_envs(name):
     @jax.jit
     def rollout(key):
         reset_key, scan_key = jax.random.split(key)
-        obs, state = jax.vmap(env.reset, (0, None))(jax.random.split(reset_key, num_envs), params)
+        obs, state = jax.vmap(env.reset, (0, None))(
+            jax.random.split(reset_key, num_envs), params
+        )
 
         def one_step(state, key):
             action_key, step_key = jax.random.split(key)
-            actions = jax.vmap(env.action_space.sample)(jax.random.split(action_key, num_envs))
-            obs, state, reward, terminated, truncated = jax.vmap(env.step, (0, 0, 0, None))(
-                jax.random.split(step_key, num_envs), state, actions, params
+            actions = jax.vmap(env.action_space.sample)(
+                jax.random.split(action_key, num_envs)
             )
+            obs, state, reward, terminated, truncated = jax.vmap(
+                env.step, (0, 0, 0, None)
+            )(jax.random.split(step_key, num_envs), state, actions, params)
             return state, (obs, reward, terminated, truncated)
 
         return jax.lax.scan(one_step, state, jax.random.split(scan_key, num_steps))[1]
@@ -124,7 +137,9 @@ def test_auto_reset_on_termination():
     np.testing.assert_array_equal(state.final_observation, obs)
 
     # Pole just inside the 12 degree limit and falling: the next step terminates.
-    falling = CartPoleState(*jnp.array([0.0, 0.0, 0.2, 1.0], jnp.float32), time=jnp.int32(5))
+    falling = CartPoleState(
+        *jnp.array([0.0, 0.0, 0.2, 1.0], jnp.float32), time=jnp.int32(5)
+    )
     obs, state, reward, terminated, truncated = step(
         jax.random.key(2), state.replace(env_state=falling), 1, params
     )
@@ -163,7 +178,9 @@ def test_truncation_at_exactly_max_episode_steps():
         return state, (terminated, truncated)
 
     _, (terminated, truncated) = jax.jit(
-        lambda state: jax.lax.scan(one_step, state, jax.random.split(jax.random.key(1), 200))
+        lambda state: jax.lax.scan(
+            one_step, state, jax.random.split(jax.random.key(1), 200)
+        )
     )(state)
     assert not np.any(terminated)
     assert not np.any(truncated[:199]) and truncated[199]
@@ -183,7 +200,12 @@ def test_out_of_space_actions_raise_on_host():
     for bad_action in (2, -1, 1.0, np.array([1])):
         with pytest.raises(ValueError, match="action"):
             cartpole.step(key, cartpole_state, bad_action, cartpole_params)
-    for bad_action in (np.array([2.5]), np.array([np.nan]), np.float32(1.0), np.zeros(2)):
+    for bad_action in (
+        np.array([2.5]),
+        np.array([np.nan]),
+        np.float32(1.0),
+        np.zeros(2),
+    ):
         with pytest.raises(ValueError, match="action"):
             pendulum.step(key, pendulum_state, bad_action, pendulum_params)
     with pytest.raises(ValueError, match="outside"):

@@ -51,19 +51,34 @@ def load_digits() -> ImageDataset:
   return _stratified_split("digits", images, digits.target, 360, 10)
 
 
-def _read_tfds_split(name: str, split: str, data_dir: str | None, download: bool):
+def tfds_unavailable(name: str, reason: str, offline: str) -> DljaxError:
+  """The error for a TFDS dataset that is neither prepared nor preparable here."""
+  return DljaxError(
+      f"TFDS dataset {name!r} could not be read, downloaded or prepared: {reason}\n"
+      f"Fix: prepare it once on a machine with network access with the TensorFlow extra "
+      f"(pip install -e '.[tfds]' && tfds build {name}) and pass its location with "
+      f"--config.data_dir, or work offline with {offline}.")
+
+
+def read_tfds_split(name: str, split: str, data_dir: str | None, download: bool, offline: str):
+  """All examples of a TFDS split as dicts of numpy values, via `tfds.data_source` (no TF)."""
   import tensorflow_datasets as tfds
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not download and not builder.is_prepared():
+    raise tfds_unavailable(name, f"it is not prepared in {builder.data_dir} and downloading is "
+                           f"off", offline)
   try:
     source = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
-    examples = [source[i] for i in range(len(source))]
-  except Exception as e:  # TFDS raises many types here (missing files, no TF, no network).
-    raise DljaxError(
-        f"TFDS dataset {name!r} (split {split!r}) could not be read, downloaded or prepared: "
-        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n"
-        f"Fix: prepare it once on a machine with network access with the TensorFlow extra "
-        f"(pip install -e '.[tfds]' && tfds build {name}), pass its location with "
-        f"--config.data_dir, or train offline on the embedded datasets 'mnist5k' or 'digits' "
-        f"(--config.dataset=mnist5k).") from e
+    return [source[i] for i in range(len(source))]
+  except Exception as e:  # TFDS raises many types here (missing files, no TF, no network)
+    raise tfds_unavailable(name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                           offline) from e
+
+
+def _read_image_split(name: str, split: str, data_dir: str | None, download: bool):
+  examples = read_tfds_split(name, split, data_dir, download,
+                             offline="the embedded datasets 'mnist5k' or 'digits' "
+                                     "(--config.dataset=mnist5k)")
   images = np.stack([np.asarray(ex["image"]) for ex in examples]).astype(np.float32) / 255.0
   labels = np.asarray([ex["label"] for ex in examples], np.int32)
   return images, labels
@@ -72,7 +87,7 @@ def _read_tfds_split(name: str, split: str, data_dir: str | None, download: bool
 def load_tfds_images(name: str, data_dir: str | None = None, download: bool = True) -> ImageDataset:
   """TFDS `mnist`, `fashion_mnist` or `cifar10` read through `tfds.data_source` (no TensorFlow)."""
   import tensorflow_datasets as tfds
-  train_images, train_labels = _read_tfds_split(name, "train", data_dir, download)
-  test_images, test_labels = _read_tfds_split(name, "test", data_dir, download)
+  train_images, train_labels = _read_image_split(name, "train", data_dir, download)
+  test_images, test_labels = _read_image_split(name, "test", data_dir, download)
   num_classes = tfds.builder(name, data_dir=data_dir).info.features["label"].num_classes
   return ImageDataset(name, train_images, train_labels, test_images, test_labels, num_classes)

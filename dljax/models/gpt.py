@@ -40,6 +40,17 @@ def init_kv_cache(model: "GPT", batch_size: int, dtype=jnp.float32) -> KVCache:
     return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32))
 
 
+def embed_tokens(embedding: nn.Embed, tokens) -> jax.Array:
+    """Embedding lookup as a one-hot matmul.
+
+    Unlike ``nn.Embed``'s gather, this propagates a batch-sharded ``tokens``
+    under an explicit-sharding mesh (a gather with sharded indices is rejected
+    as ambiguous), and for character vocabularies it costs no more than the
+    tied output projection.
+    """
+    return jax.nn.one_hot(tokens, embedding.num_embeddings, dtype=embedding.embedding.dtype) @ embedding.embedding
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention, optionally reading/extending a layer's KV cache.
 
@@ -170,7 +181,7 @@ class GPT(nn.Module):
         position_embedding = self.param("wpe", _weight_init, (self.block_size, self.n_embd))
         start = 0 if kv_cache is None else kv_cache.length
         positions = start + jnp.arange(length)
-        x = token_embedding(tokens) + position_embedding[positions]
+        x = embed_tokens(token_embedding, tokens) + position_embedding[positions]
         x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
 
         new_keys, new_values = [], []

@@ -26,5 +26,5 @@ def train(config, workdir: str, start_time: float | None = None) -> dict:
   import jax
   from dljax import loop, parallel
   mesh = parallel.make_data_mesh(config.num_devices)
-  jax.set_mesh(mesh)
-  return loop.run(build_experiment(config, mesh), config, workdir, start_time)
+  with jax.set_mesh(mesh):
+    return loop.run(build_experiment(config, mesh), config, workdir, start_time)

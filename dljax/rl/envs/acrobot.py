@@ -27,6 +27,7 @@ _TORQUES = (-1.0, 0.0, 1.0)
 @struct.dataclass
 class AcrobotParams:
     dt: float = 0.2
+    # Link 2's length only matters for rendering, so it is not a parameter.
     link_length_1: float = 1.0
     link_mass_1: float = 1.0
     link_mass_2: float = 1.0
@@ -48,7 +49,9 @@ class AcrobotState:
     time: jax.Array
 
 
-def _joint_accelerations(joints: jax.Array, torque: jax.Array, p: AcrobotParams) -> jax.Array:
+def _joint_accelerations(
+    joints: jax.Array, torque: jax.Array, p: AcrobotParams
+) -> jax.Array:
     """d/dt of ``(theta1, theta2, dtheta1, dtheta2)`` ("book" dynamics)."""
     theta1, theta2, dtheta1, dtheta2 = joints
     m1, m2 = p.link_mass_1, p.link_mass_2

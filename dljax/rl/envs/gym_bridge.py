@@ -27,8 +27,15 @@ def _import_gymnasium():
     return gymnasium
 
 
-def _nested_tuple(values: np.ndarray):
-    return tuple(map(_nested_tuple, values)) if values.ndim else float(values)
+def _bound_description(values: np.ndarray):
+    """Hashable ``Box`` bound: a scalar if uniform (e.g. images), else nested tuples."""
+    if np.all(values == values.flat[0]):
+        return float(values.flat[0])
+
+    def as_tuples(nested):
+        return tuple(map(as_tuples, nested)) if isinstance(nested, list) else nested
+
+    return as_tuples(values.astype(float).tolist())
 
 
 def space_from_gymnasium(space) -> Space:
@@ -37,7 +44,8 @@ def space_from_gymnasium(space) -> Space:
     if isinstance(space, gymnasium.spaces.Discrete) and int(space.start) == 0:
         return Discrete(int(space.n))
     if isinstance(space, gymnasium.spaces.Box):
-        return Box(_nested_tuple(space.low), _nested_tuple(space.high), tuple(space.shape))
+        low, high = _bound_description(space.low), _bound_description(space.high)
+        return Box(low, high, tuple(space.shape))
     raise ValueError(f"gymnasium space {space} has no dljax equivalent")
 
 
@@ -60,7 +68,9 @@ class GymVectorEnv:
     ):
         gymnasium = _import_gymnasium()
         if env_id not in gymnasium.registry:
-            suggestions = difflib.get_close_matches(env_id, list(gymnasium.registry), n=5)
+            suggestions = difflib.get_close_matches(
+                env_id, list(gymnasium.registry), n=5
+            )
             raise ValueError(
                 f"gymnasium has no environment {env_id!r} registered"
                 + (f"; close matches: {', '.join(suggestions)}" if suggestions else "")
@@ -74,14 +84,18 @@ class GymVectorEnv:
             vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
             **env_kwargs,
         )
-        self.observation_space = space_from_gymnasium(self.vector_env.single_observation_space)
+        self.observation_space = space_from_gymnasium(
+            self.vector_env.single_observation_space
+        )
         self.action_space = space_from_gymnasium(self.vector_env.single_action_space)
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
         obs, info = self.vector_env.reset(seed=seed)
         return np.asarray(obs, np.float32), info
 
-    def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    def step(
+        self, actions
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         check_action(self.action_space, actions, batch_shape=(self.num_envs,))
         obs, reward, terminated, truncated, info = self.vector_env.step(
             np.asarray(actions, self.vector_env.single_action_space.dtype)

@@ -1,4 +1,4 @@
-"""MountainCar-v0 as a pure JAX environment (dynamics of gymnasium's ``MountainCarEnv``).
+"""MountainCar-v0 as a pure JAX environment (gymnasium's ``MountainCarEnv`` dynamics).
 
 An underpowered car in a valley must reach the flag on the right hill; actions
 accelerate left (0), not at all (1) or right (2). Reward is -1 per step; the
@@ -50,7 +50,9 @@ class MountainCar(Environment[MountainCarParams, MountainCarState]):
     def default_params(self) -> MountainCarParams:
         return MountainCarParams()
 
-    def initial_state(self, key: jax.Array, params: MountainCarParams) -> MountainCarState:
+    def initial_state(
+        self, key: jax.Array, params: MountainCarParams
+    ) -> MountainCarState:
         position = jax.random.uniform(key, (), jnp.float32, -0.6, -0.4)
         return MountainCarState(position, jnp.float32(0.0), time=jnp.int32(0))
 
@@ -63,8 +65,12 @@ class MountainCar(Environment[MountainCarParams, MountainCarState]):
             state.position + velocity, params.min_position, params.max_position
         )
         # Hitting the left wall is inelastic.
-        velocity = jnp.where((position == params.min_position) & (velocity < 0), 0.0, velocity)
-        terminated = (position >= params.goal_position) & (velocity >= params.goal_velocity)
+        velocity = jnp.where(
+            (position == params.min_position) & (velocity < 0), 0.0, velocity
+        )
+        terminated = (position >= params.goal_position) & (
+            velocity >= params.goal_velocity
+        )
         next_state = state.replace(position=position, velocity=velocity)
         return next_state, jnp.float32(-1.0), terminated
 

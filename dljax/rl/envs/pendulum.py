@@ -28,9 +28,9 @@ _MAX_SPEED = 8.0
 class PendulumParams:
     max_speed: float = _MAX_SPEED
     dt: float = 0.05
-    g: float = 10.0
-    m: float = 1.0
-    l: float = 1.0
+    gravity: float = 10.0
+    mass: float = 1.0
+    length: float = 1.0
     max_episode_steps: int = 200
 
 
@@ -54,21 +54,27 @@ class Pendulum(Environment[PendulumParams, PendulumState]):
 
     def initial_state(self, key: jax.Array, params: PendulumParams) -> PendulumState:
         theta, theta_dot = jax.random.uniform(
-            key, (2,), jnp.float32, jnp.array([-math.pi, -1.0]), jnp.array([math.pi, 1.0])
+            key,
+            (2,),
+            jnp.float32,
+            jnp.array([-math.pi, -1.0]),
+            jnp.array([math.pi, 1.0]),
         )
         return PendulumState(theta, theta_dot, time=jnp.int32(0))
 
     def transition(self, key, state, action, params):
         torque = action[0]
         cost = (
-            wrap_angle(state.theta) ** 2
-            + 0.1 * state.theta_dot**2
-            + 0.001 * torque**2
+            wrap_angle(state.theta) ** 2 + 0.1 * state.theta_dot**2 + 0.001 * torque**2
         )
-        theta_dot = state.theta_dot + (
-            3 * params.g / (2 * params.l) * jnp.sin(state.theta)
-            + 3.0 / (params.m * params.l**2) * torque
-        ) * params.dt
+        theta_dot = (
+            state.theta_dot
+            + (
+                3 * params.gravity / (2 * params.length) * jnp.sin(state.theta)
+                + 3.0 / (params.mass * params.length**2) * torque
+            )
+            * params.dt
+        )
         theta_dot = jnp.clip(theta_dot, -params.max_speed, params.max_speed)
         next_state = state.replace(
             theta=state.theta + theta_dot * params.dt, theta_dot=theta_dot

@@ -13,7 +13,8 @@ from dljax.rl.envs.pendulum import Pendulum
 GYM_PREFIX = "gym:"
 
 _ENVIRONMENTS: dict[str, type[Environment]] = {
-    env_class.name: env_class for env_class in (CartPole, Acrobot, MountainCar, Pendulum)
+    env_class.name: env_class
+    for env_class in (CartPole, Acrobot, MountainCar, Pendulum)
 }
 
 

@@ -10,7 +10,9 @@ from dljax.rl.envs.registry import make
 from dljax.rl.envs.wrappers import AutoReset
 
 
-def env_steps_per_second(name: str, num_envs: int, num_steps: int, seed: int = 0) -> float:
+def env_steps_per_second(
+    name: str, num_envs: int, num_steps: int, seed: int = 0
+) -> float:
     """Steps/s of ``num_envs`` auto-resetting envs under a uniform random policy.
 
     The whole rollout (reset, then ``num_steps`` steps) is one jitted
@@ -30,20 +32,24 @@ def env_steps_per_second(name: str, num_envs: int, num_steps: int, seed: int = 0
         def one_step(state, key):
             action_key, step_key = jax.random.split(key)
             actions = batched_sample(jax.random.split(action_key, num_envs))
-            _, state, reward, _, _ = batched_step(
+            obs, state, _, terminated, truncated = batched_step(
                 jax.random.split(step_key, num_envs), state, actions, params
             )
-            return state, reward.sum()
+            # Outputs must depend on the dynamics: CartPole's constant reward
+            # alone would let XLA skip the whole simulation.
+            return state, (obs.sum(), (terminated | truncated).sum())
 
-        _, rewards = jax.lax.scan(one_step, state, jax.random.split(scan_key, num_steps))
-        return rewards.sum()
+        _, (obs_sums, episode_ends) = jax.lax.scan(
+            one_step, state, jax.random.split(scan_key, num_steps)
+        )
+        return obs_sums.sum(), episode_ends.sum()
 
     key = jax.random.key(seed)
     compiled = jax.jit(rollout).lower(key).compile()
     # The first run still pays one-off allocation/dispatch costs.
-    compiled(key).block_until_ready()
+    jax.block_until_ready(compiled(key))
     start = time.perf_counter()
-    compiled(key).block_until_ready()
+    jax.block_until_ready(compiled(key))
     return num_envs * num_steps / (time.perf_counter() - start)
 
 

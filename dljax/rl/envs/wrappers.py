@@ -64,7 +64,13 @@ class AutoReset:
             ),
             final_observation=obs,
         )
-        return jnp.where(done, reset_obs, obs), next_state, reward, terminated, truncated
+        return (
+            jnp.where(done, reset_obs, obs),
+            next_state,
+            reward,
+            terminated,
+            truncated,
+        )
 
     def __repr__(self) -> str:
         return f"AutoReset({self.env!r})"

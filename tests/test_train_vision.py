@@ -1,0 +1,78 @@
+"""The vision chapter end to end on the spine: smoke configs, learning, data parallelism, TFDS."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from conftest import load_config
+from dljax import parallel
+from dljax.config import base_config
+from dljax.models import build_model
+from dljax.optim import make_optimizer
+from dljax.steps import make_train_step
+from dljax.tasks import train
+from dljax.tasks.classification import classification_loss
+from dljax.train_state import init_model_state
+
+
+@pytest.mark.parametrize("name", ["mnist_mlp", "mnist_cnn", "cifar10_resnet"])
+def test_smoke_variant_runs_end_to_end(name, tmp_path):
+  summary = train(load_config(name, "smoke"), str(tmp_path))
+  assert set(summary["final"]) == {"test_accuracy", "test_loss"}
+  assert summary["steps"] == load_config(name, "smoke").num_steps
+  for f in ("metrics.jsonl", "summary.json", "learning_curves.png"):
+    assert os.path.getsize(tmp_path / f) > 0
+  assert os.listdir(tmp_path / "tensorboard")
+  records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  assert {r["split"] for r in records} == {"train", "eval"}
+  assert json.load(open(tmp_path / "summary.json"))["final"] == summary["final"]
+
+
+def test_tfds_path_trains_under_mock_data(tmp_path):
+  with tfds.testing.mock_data(num_examples=64):
+    summary = train(load_config("mnist_cnn", "smoke", dataset="mnist", num_steps=4), str(tmp_path))
+  assert summary["steps"] == 4 and 0.0 <= summary["final"]["test_accuracy"] <= 1.0
+
+
+def test_short_training_beats_chance_by_far(tmp_path):
+  summary = train(load_config("mnist_mlp", "smoke", num_steps=150, **{"model.hidden": (64,)},
+                              **{"optimizer.learning_rate": 3e-3}), str(tmp_path))
+  assert summary["final"]["test_accuracy"] > 0.85  # 10 classes: chance is 0.1
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet20"])
+def test_model_overfits_one_batch(model):
+  images = jax.random.uniform(jax.random.PRNGKey(0), (16, 8, 8, 1))
+  batch = {"image": images, "label": jnp.arange(16) % 10}
+  opt = base_config().optimizer
+  opt.update({"name": "adam", "learning_rate": 3e-3, "schedule": "constant"})
+  state = init_model_state(build_model(model, num_classes=10), make_optimizer(opt, 200),
+                           jax.random.PRNGKey(1), images[:1])
+  step = make_train_step(classification_loss)
+  for _ in range(150):
+    state, metrics = step(state, batch)
+  assert float(metrics["loss"]) < 0.05 and float(metrics["accuracy"]) == 1.0
+
+
+def test_one_and_two_devices_compute_the_same_step():
+  images = jax.random.uniform(jax.random.PRNGKey(0), (8, 8, 8, 1))
+  batch = {"image": images, "label": jnp.arange(8) % 10}
+  opt = base_config().optimizer
+  losses = []
+  for n in (1, 2):
+    mesh = parallel.make_data_mesh(n)
+    with jax.set_mesh(mesh):
+      state = init_model_state(build_model("resnet20", num_classes=10), make_optimizer(opt, 10),
+                               jax.random.PRNGKey(1), images[:1])
+      state = parallel.replicate(state, mesh)
+      step = make_train_step(classification_loss, lambda feed, _: jax.tree.map(parallel.split_batch, feed))
+      for _ in range(3):
+        state, metrics = step(state, batch)
+      losses.append((float(metrics["loss"]), np.asarray(state.mutable["batch_stats"]["BatchNorm_0"]["mean"])))
+  assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-5)
+  np.testing.assert_allclose(losses[0][1], losses[1][1], rtol=1e-4, atol=1e-6)
