@@ -1,1 +1,1 @@
-"""Reinforcement learning for dljax: environments (``dljax.rl.envs``) and agents."""
+"""Reinforcement learning for dljax: environments (`dljax.rl.envs`) and agents."""

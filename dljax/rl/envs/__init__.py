@@ -4,8 +4,8 @@
     obs, state = env.reset(key, params)
     obs, state, reward, terminated, truncated = env.step(key, state, action, params)
 
-See ``environment`` for the full contract, ``AutoReset`` for rollouts and
-``make("gym:NAME")`` for the host-side gymnasium bridge (gymnasium is only
+See `environment` for the full contract, `AutoReset` for rollouts and
+`make("gym:NAME")` for the host-side gymnasium bridge (gymnasium is only
 imported when that prefix is used).
 """
 
@@ -19,25 +19,25 @@ from dljax.rl.envs.spaces import Box, Discrete, Space, check_action
 from dljax.rl.envs.wrappers import AutoReset, AutoResetState
 
 __all__ = [
-    "Acrobot",
-    "AcrobotParams",
-    "AcrobotState",
-    "AutoReset",
-    "AutoResetState",
-    "Box",
-    "CartPole",
-    "CartPoleParams",
-    "CartPoleState",
-    "Discrete",
-    "Environment",
-    "MountainCar",
-    "MountainCarParams",
-    "MountainCarState",
-    "Pendulum",
-    "PendulumParams",
-    "PendulumState",
-    "Space",
-    "check_action",
-    "make",
-    "registered_names",
+  "Acrobot",
+  "AcrobotParams",
+  "AcrobotState",
+  "AutoReset",
+  "AutoResetState",
+  "Box",
+  "CartPole",
+  "CartPoleParams",
+  "CartPoleState",
+  "Discrete",
+  "Environment",
+  "MountainCar",
+  "MountainCarParams",
+  "MountainCarState",
+  "Pendulum",
+  "PendulumParams",
+  "PendulumState",
+  "Space",
+  "check_action",
+  "make",
+  "registered_names",
 ]
