@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from dljax import parallel
 from dljax.checkpoint import Checkpointer, abstract_like
 from dljax.errors import NonFiniteLossError, TrainingInterrupted
 from dljax.metrics_log import MetricsLog
@@ -31,6 +32,8 @@ class Experiment:
 
   init_state: () -> state, traceable (the loop jits it, or only traces it when resuming).
   train_step: jitted `(state, feed) -> (state, metrics)` with `state` donated; metrics are scalars.
+    A plain function (e.g. one that steps a host environment between jitted calls) also works;
+    it is then not compiled ahead of time.
   feed: host function `step -> feed` for the train step (device arrays; may be None).
   evaluate: `state -> {name: float}`, run every `eval_every_steps` and at the end; its result at
     the end is `summary.json`'s `final`.
@@ -101,10 +104,13 @@ class _Run:
       self.state = jax.jit(exp.init_state, out_shardings=replicated)()
     self.step = self.last_saved = self.resume_step or 0
     t0 = time.perf_counter()
-    self.train_step = exp.train_step.lower(self.state, exp.feed(self.step)).compile()
+    self.train_step = exp.train_step
+    if hasattr(exp.train_step, "lower"):  # a host-driven step (a gymnasium env) has no AOT form
+      self.train_step = exp.train_step.lower(self.state, exp.feed(self.step)).compile()
     self.compile_time = time.perf_counter() - t0
     self.eval_time = 0.0
     self.pending: list[tuple[int, dict]] = []
+    self.bounded_dispatch = parallel.needs_bounded_dispatch(exp.mesh)
     self.log = MetricsLog(workdir, self.step)
 
   def non_finite(self, what: str, step: int) -> NonFiniteLossError:
@@ -153,6 +159,8 @@ class _Run:
     log_every = max(1, config.log_every_steps)
     while self.step < exp.num_steps:
       self.state, metrics = self.train_step(self.state, exp.feed(self.step))
+      if self.bounded_dispatch and self.pending:
+        jax.block_until_ready(self.pending[-1][1])  # step k-1 done; step k stays queued
       self.pending.append((self.step, metrics))
       self.step += 1
       if self.step % log_every == 0 or self.step == exp.num_steps:

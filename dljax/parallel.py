@@ -45,6 +45,18 @@ def replicate(tree, mesh: jax.sharding.Mesh):
   return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
+def needs_bounded_dispatch(mesh: jax.sharding.Mesh) -> bool:
+  """Whether callers must wait for step k-1 before dispatching step k+1 on this mesh.
+
+  XLA:CPU runs the devices of one process on a shared thread pool and a collective blocks its
+  thread until every device arrives. With asynchronous dispatch several steps' all-reduces can
+  occupy every pool thread while the device they wait for has none left: a deadlock that XLA
+  ends by aborting the process after 40 s (seen with jax 0.10.2 on 2 cores within seconds for a
+  small model). Keeping at most one step in flight avoids it and costs nothing measurable.
+  """
+  return mesh.size > 1 and mesh.devices.flat[0].platform == "cpu"
+
+
 def check_batch_divisible(batch_size: int, mesh: jax.sharding.Mesh):
   if batch_size % mesh.size:
     raise DljaxError(f"batch_size={batch_size} is not divisible by the {mesh.size} devices of the "

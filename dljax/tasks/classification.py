@@ -51,6 +51,7 @@ def evaluate_batches(eval_step, state, batches) -> dict[str, float]:
     n = batch["label"].shape[0]
     metrics = jax.tree.map(lambda m: m * n, eval_step(state, batch))
     sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+    jax.block_until_ready(sums)  # one batch in flight: see parallel.needs_bounded_dispatch
   total = sum(b["label"].shape[0] for b in batches)
   return {k: float(v) / total for k, v in jax.device_get(sums).items()}
 
