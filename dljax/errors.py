@@ -1,11 +1,11 @@
 """User-facing errors: each names the problem and the fix, and entry scripts print it without a traceback."""
 
 
-class DljaxError(Exception):
+class DljaxError(ValueError):
   """A problem with the user's input or environment that the user can fix.
 
   Entry scripts catch it, print the message and exit with status 2; anything else is a bug and
-  keeps its traceback.
+  keeps its traceback. It is a ValueError so that library callers can treat it as bad input.
   """
 
 
@@ -17,7 +17,7 @@ class CheckpointMismatchError(DljaxError):
   """WORKDIR holds checkpoints that belong to another experiment."""
 
 
-class TrainingInterrupted(DljaxError):
+class TrainingInterrupted(Exception):
   """SIGINT/SIGTERM arrived; a checkpoint was saved and the run can be resumed."""
 
   def __init__(self, message: str, exit_code: int):

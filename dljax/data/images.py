@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 
-from dljax.errors import DljaxError
+from dljax.data.tfds_source import read_tfds_split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,30 +49,6 @@ def load_digits() -> ImageDataset:
   digits = sk_load_digits()
   images = (digits.images.astype(np.float32) / 16.0)[..., None]
   return _stratified_split("digits", images, digits.target, 360, 10)
-
-
-def tfds_unavailable(name: str, reason: str, offline: str) -> DljaxError:
-  """The error for a TFDS dataset that is neither prepared nor preparable here."""
-  return DljaxError(
-      f"TFDS dataset {name!r} could not be read, downloaded or prepared: {reason}\n"
-      f"Fix: prepare it once on a machine with network access with the TensorFlow extra "
-      f"(pip install -e '.[tfds]' && tfds build {name}) and pass its location with "
-      f"--config.data_dir, or work offline with {offline}.")
-
-
-def read_tfds_split(name: str, split: str, data_dir: str | None, download: bool, offline: str):
-  """All examples of a TFDS split as dicts of numpy values, via `tfds.data_source` (no TF)."""
-  import tensorflow_datasets as tfds
-  builder = tfds.builder(name, data_dir=data_dir)
-  if not download and not builder.is_prepared():
-    raise tfds_unavailable(name, f"it is not prepared in {builder.data_dir} and downloading is "
-                           f"off", offline)
-  try:
-    source = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
-    return [source[i] for i in range(len(source))]
-  except Exception as e:  # TFDS raises many types here (missing files, no TF, no network)
-    raise tfds_unavailable(name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                           offline) from e
 
 
 def _read_image_split(name: str, split: str, data_dir: str | None, download: bool):

@@ -1,0 +1,230 @@
+"""Tests of the GPT and RNN language models and of sampling from them."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dljax.data import text as text_data
+from dljax.generation import generate
+from dljax.models.gpt import GPT, attention_weights, init_kv_cache, nanogpt_num_params
+from dljax.models.rnn_lm import RNNLM
+
+VOCAB = 13
+
+
+def tiny_gpt(block_size=8, **overrides):
+  return GPT(
+    **{
+      "vocab_size": VOCAB,
+      "block_size": block_size,
+      "n_layer": 2,
+      "n_head": 2,
+      "n_embd": 16,
+      **overrides,
+    }
+  )
+
+
+def init(model, length=8, seed=0, scale=1.0):
+  params = model.init(jax.random.key(seed), jnp.zeros((1, length), jnp.int32))
+  # Untrained nets predict nearly uniform logits; scaling makes greedy decoding non-trivial.
+  return jax.tree.map(lambda x: x * scale, params)
+
+
+def random_tokens(shape, seed=1):
+  return jax.random.randint(jax.random.key(seed), shape, 0, VOCAB)
+
+
+def count(params):
+  return sum(x.size for x in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_gpt_parameter_count_matches_nanogpt_formula(bias):
+  model = GPT(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=bias)
+  params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64), jnp.int32))
+  assert count(params) == nanogpt_num_params(model, non_embedding=False)
+  if bias:  # nanoGPT prints "number of parameters: 0.80M" for shakespeare_char on CPU
+    assert nanogpt_num_params(model) == 801_664
+
+
+def test_gpt_is_causal():
+  model = tiny_gpt()
+  params = init(model)
+  tokens = random_tokens((2, 8))
+  changed = tokens.at[:, 5].set((tokens[:, 5] + 1) % VOCAB)
+  before, after = model.apply(params, tokens), model.apply(params, changed)
+  np.testing.assert_allclose(before[:, :5], after[:, :5], atol=1e-6)
+  assert not np.allclose(before[:, 5:], after[:, 5:])
+
+
+def test_gpt_explicit_attention_matches_fused_and_exposes_weights():
+  model = tiny_gpt()
+  params = init(model)
+  tokens = random_tokens((2, 8))
+  explicit = model.clone(explicit_attention=True).apply(params, tokens)
+  np.testing.assert_allclose(model.apply(params, tokens), explicit, atol=1e-5)
+  weights = attention_weights(model, params, tokens)
+  assert weights.shape == (2, 2, 2, 8, 8)
+  np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+  assert float(jnp.abs(jnp.triu(weights, k=1)).max()) == 0.0
+
+
+def test_gpt_kv_cache_logits_match_full_forward():
+  model = tiny_gpt()
+  params = init(model)
+  tokens = random_tokens((2, 8))
+  cache = init_kv_cache(model, 2)
+  prefix_logits, cache = model.apply(params, tokens[:, :5], kv_cache=cache)
+  pieces = [prefix_logits]
+  for position in range(5, 8):
+    logits, cache = model.apply(params, tokens[:, position : position + 1], kv_cache=cache)
+    pieces.append(logits)
+  np.testing.assert_allclose(
+    jnp.concatenate(pieces, axis=1), model.apply(params, tokens), atol=1e-5
+  )
+
+
+def greedy_by_full_forward(model, params, prompt, num_tokens):
+  """nanoGPT's generate: recompute the whole (cropped) context every step."""
+  sequence = jnp.asarray(prompt)
+  for _ in range(num_tokens):
+    logits = model.apply(params, sequence[:, -model.block_size :])[:, -1]
+    sequence = jnp.concatenate(
+      [sequence, jnp.argmax(logits, -1)[:, None].astype(sequence.dtype)], axis=1
+    )
+  return sequence[:, prompt.shape[1] :]
+
+
+@pytest.mark.parametrize("num_tokens", [5, 14], ids=["within_block", "sliding_window"])
+def test_gpt_greedy_generation_with_cache_matches_full_forward(num_tokens):
+  model = tiny_gpt()
+  params = init(model, seed=2, scale=10.0)
+  prompt = random_tokens((2, 3))
+  cached = generate(model, params, prompt, num_tokens, jax.random.key(0), temperature=0.0)
+  expected = greedy_by_full_forward(model, params, prompt, num_tokens)
+  np.testing.assert_array_equal(cached, expected)
+  assert len(np.unique(np.asarray(expected))) > 1
+
+
+def test_gpt_crops_long_prompt_to_block_size():
+  model = tiny_gpt()
+  params = init(model, seed=2, scale=10.0)
+  prompt = random_tokens((1, 12))
+  generated = generate(model, params, prompt, 4, jax.random.key(0), temperature=0.0)
+  np.testing.assert_array_equal(generated, greedy_by_full_forward(model, params, prompt, 4))
+
+
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+def test_rnn_stepwise_matches_scanned(cell_type):
+  model = RNNLM(VOCAB, hidden_size=16, num_layers=2, cell_type=cell_type)
+  params = init(model)
+  tokens = random_tokens((2, 7))
+  scanned = model.apply(params, tokens)
+  carry = model.apply(params, 2, method=RNNLM.init_carry)
+  stepped = []
+  for position in range(7):
+    carry, logits = model.apply(params, carry, tokens[:, position], method=RNNLM.step)
+    stepped.append(logits)
+  np.testing.assert_allclose(jnp.stack(stepped, axis=1), scanned, atol=1e-5)
+  # Continuing a sequence from a carry equals running it in one go.
+  initial = model.apply(params, 2, method=RNNLM.init_carry)
+  first, carry = model.apply(params, tokens[:, :3], carry=initial)
+  rest, _ = model.apply(params, tokens[:, 3:], carry=carry)
+  np.testing.assert_allclose(jnp.concatenate([first, rest], axis=1), scanned, atol=1e-5)
+
+
+def test_rnn_greedy_generation_matches_full_forward():
+  model = RNNLM(VOCAB, hidden_size=16, num_layers=2)
+  params = init(model, seed=2, scale=10.0)
+  prompt = random_tokens((2, 4))
+  sequence = prompt
+  for _ in range(6):
+    next_token = jnp.argmax(model.apply(params, sequence)[:, -1], -1).astype(sequence.dtype)
+    sequence = jnp.concatenate([sequence, next_token[:, None]], axis=1)
+  generated = generate(model, params, prompt, 6, jax.random.key(0), temperature=0.0)
+  np.testing.assert_array_equal(generated, sequence[:, 4:])
+
+
+def test_sampling_filters():
+  model = tiny_gpt()
+  params = init(model, seed=2, scale=10.0)
+  prompt = random_tokens((3,))
+  greedy = generate(model, params, prompt, 10, jax.random.key(0), temperature=0.0)
+  assert greedy.shape == (10,)
+  # top_k=1 and a tiny nucleus leave only the most likely token.
+  np.testing.assert_array_equal(
+    generate(model, params, prompt, 10, jax.random.key(1), top_k=1), greedy
+  )
+  np.testing.assert_array_equal(
+    generate(model, params, prompt, 10, jax.random.key(2), top_p=1e-6), greedy
+  )
+  sampled = generate(
+    model, params, prompt, 10, jax.random.key(3), temperature=1.0, top_k=5, top_p=0.9
+  )
+  assert sampled.shape == (10,) and int(sampled.max()) < VOCAB
+
+
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [({"temperature": -1.0}, "temperature"), ({"top_k": 0}, "top_k"), ({"top_p": 1.5}, "top_p")],
+)
+def test_generate_rejects_bad_arguments(kwargs, message):
+  model = tiny_gpt()
+  params = init(model)
+  with pytest.raises(ValueError, match=message):
+    generate(model, params, jnp.array([1, 2]), 3, jax.random.key(0), **kwargs)
+  with pytest.raises(ValueError, match="non-empty"):
+    generate(model, params, jnp.zeros((0,), jnp.int32), 3, jax.random.key(0))
+
+
+def test_prompt_outside_vocabulary_names_characters():
+  vocab = text_data.CharVocab.from_text("to be or not to be")
+  with pytest.raises(ValueError, match="'!Q'"):
+    vocab.encode("to be! Q")
+
+
+def test_gpt_rejects_sequence_longer_than_block_size():
+  model = tiny_gpt()
+  with pytest.raises(ValueError, match="block_size"):
+    model.init(jax.random.key(0), jnp.zeros((1, 9), jnp.int32))
+
+
+OVERFIT_TEXT = "first citizen: before we proceed any further, hear me speak.\n"
+
+
+@pytest.mark.parametrize(
+  "model",
+  [
+    GPT(vocab_size=0, block_size=16, n_layer=2, n_head=2, n_embd=32),
+    RNNLM(vocab_size=0, hidden_size=64, num_layers=1),
+  ],
+  ids=["gpt", "lstm"],
+)
+def test_tiny_model_overfits_short_text(model):
+  vocab = text_data.CharVocab.from_text(OVERFIT_TEXT)
+  model = model.clone(vocab_size=vocab.size)
+  tokens = jnp.asarray(vocab.encode(OVERFIT_TEXT * 4))
+  params = model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))
+  optimizer = optax.adam(1e-2)
+  opt_state = optimizer.init(params)
+
+  @jax.jit
+  def train_step(params, opt_state, step):
+    inputs, targets = text_data.sample_windows(
+      tokens, jax.random.fold_in(jax.random.key(1), step), 16, 16
+    )
+
+    def loss_fn(params):
+      return text_data.next_token_loss(model.apply(params, inputs), targets)
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = optimizer.update(grads, opt_state)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  for step in range(200):
+    params, opt_state, loss = train_step(params, opt_state, step)
+  # Uniform guessing is log(vocab) ~ 3; the text is memorised up to its first characters.
+  assert float(loss) < 0.3
