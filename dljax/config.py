@@ -8,6 +8,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.task = ""
   c.seed = 0
   c.num_steps = 0  # 0: derived by the task (e.g. from num_epochs)
+  c.steps_per_call = 1  # train steps per jitted call (a lax.scan); see dljax.steps
   c.log_every_steps = 50
   c.eval_every_steps = 0  # 0: evaluate only at the end
   c.checkpoint_every_steps = 500

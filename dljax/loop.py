@@ -22,7 +22,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from dljax import parallel
 from dljax.checkpoint import Checkpointer, abstract_like
-from dljax.errors import NonFiniteLossError, TrainingInterrupted
+from dljax.errors import DljaxError, NonFiniteLossError, TrainingInterrupted
 from dljax.metrics_log import MetricsLog
 
 
@@ -39,6 +39,8 @@ class Experiment:
     the end is `summary.json`'s `final`.
   identity: what makes checkpoints of this experiment compatible (task, model, data...).
   meta: extra JSON saved with every checkpoint (e.g. a vocabulary).
+  steps_per_call: how many steps one `train_step` call runs (its metrics then have that leading
+    axis); `num_steps` and the log/eval/checkpoint intervals must be multiples of it.
   after_eval: optional `(state, step, workdir) -> None`, e.g. writing text samples.
   final_extras: optional `(state, seconds) -> dict` merged into `final` (e.g. env steps/s).
   """
@@ -51,6 +53,7 @@ class Experiment:
   identity: dict
   mesh: jax.sharding.Mesh
   meta: dict = dataclasses.field(default_factory=dict)
+  steps_per_call: int = 1
   after_eval: Callable | None = None
   final_extras: Callable | None = None
 
@@ -73,11 +76,24 @@ class _StopSignals:
       signal.signal(s, handler)
 
 
-def _fetch(pending: list[tuple[int, dict]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-  """One device-to-host transfer for all metrics accumulated since the last fetch."""
-  steps = np.array([s for s, _ in pending])
-  stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[m for _, m in pending])
+def _fetch(pending: list[tuple[int, dict]], steps_per_call: int):
+  """One device-to-host transfer for all metrics accumulated since the last fetch.
+
+  Returns the step index of every metric value and the values, flattened over calls and steps.
+  """
+  steps = (np.array([s for s, _ in pending])[:, None] + np.arange(steps_per_call)).reshape(-1)
+  stacked = jax.tree.map(lambda *xs: jnp.stack(xs).reshape(-1), *[m for _, m in pending])
   return steps, jax.device_get(stacked)
+
+
+def _check_intervals(exp: Experiment, config):
+  k = exp.steps_per_call
+  for name, value in [("num_steps", exp.num_steps), ("log_every_steps", config.log_every_steps),
+                      ("eval_every_steps", config.eval_every_steps),
+                      ("checkpoint_every_steps", config.checkpoint_every_steps)]:
+    if value % k:
+      raise DljaxError(f"{name}={value} is not a multiple of steps_per_call={k}; make it one "
+                       f"(--config.{name}=...) or change --config.steps_per_call")
 
 
 @jax.jit
@@ -91,6 +107,7 @@ class _Run:
 
   def __init__(self, exp: Experiment, config, workdir: str):
     self.exp, self.config, self.workdir = exp, config, workdir
+    _check_intervals(exp, config)
     os.makedirs(workdir, exist_ok=True)
     self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), exp.identity,
                                      keep=config.keep_checkpoints)
@@ -124,7 +141,7 @@ class _Run:
     """Fetches pending metrics, stops on non-finite ones, logs their means."""
     if not self.pending:
       return {}
-    steps, metrics = _fetch(self.pending)
+    steps, metrics = _fetch(self.pending, self.exp.steps_per_call)
     self.pending.clear()
     for name in ("loss", "grad_norm"):  # a non-finite gradient poisons the next parameters
       bad = ~np.isfinite(metrics.get(name, np.zeros(1)))
@@ -162,7 +179,7 @@ class _Run:
       if self.bounded_dispatch and self.pending:
         jax.block_until_ready(self.pending[-1][1])  # step k-1 done; step k stays queued
       self.pending.append((self.step, metrics))
-      self.step += 1
+      self.step += exp.steps_per_call
       if self.step % log_every == 0 or self.step == exp.num_steps:
         progress.set_postfix({k: f"{v:.4g}" for k, v in self.flush().items()}, refresh=False)
         progress.update(self.step - progress.n)

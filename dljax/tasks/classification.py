@@ -3,12 +3,11 @@
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from dljax import parallel
 from dljax.data import load_image_dataset
 from dljax.data.augment import augment
 from dljax.data.device_feed import DeviceDataset
+from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.loop import Experiment
 from dljax.models import build_model
 from dljax.optim import make_optimizer
@@ -34,28 +33,6 @@ def classification_loss(params, state, batch, rng, train):
   return loss, ({"accuracy": accuracy}, mutable)
 
 
-def eval_batches(images, labels, batch_size: int, mesh) -> list[dict]:
-  """The test set cut into device-resident batches, split over the mesh where sizes allow."""
-  batches = []
-  for start in range(0, len(images), batch_size):
-    batch = {"image": images[start:start + batch_size], "label": labels[start:start + batch_size]}
-    spec = P(parallel.DATA_AXIS) if len(batch["label"]) % mesh.size == 0 else P()
-    batches.append(jax.device_put(batch, NamedSharding(mesh, spec)))
-  return batches
-
-
-def evaluate_batches(eval_step, state, batches) -> dict[str, float]:
-  """Example-weighted means of `eval_step` over `batches`, fetched from the device once."""
-  sums = None
-  for batch in batches:
-    n = batch["label"].shape[0]
-    metrics = jax.tree.map(lambda m: m * n, eval_step(state, batch))
-    sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
-    jax.block_until_ready(sums)  # one batch in flight: see parallel.needs_bounded_dispatch
-  total = sum(b["label"].shape[0] for b in batches)
-  return {k: float(v) / total for k, v in jax.device_get(sums).items()}
-
-
 def build_experiment(config, mesh) -> Experiment:
   data = load_image_dataset(config.dataset, config.data_dir or None, config.tfds_download)
   model = build_model(config.model.name, num_classes=data.num_classes, **model_kwargs(config))
@@ -76,7 +53,8 @@ def build_experiment(config, mesh) -> Experiment:
     return batch
 
   eval_step = make_eval_step(classification_loss)
-  test_batches = eval_batches(data.test_images, data.test_labels, config.eval_batch_size, mesh)
+  test_batches = eval_batches({"image": data.test_images, "label": data.test_labels},
+                              config.eval_batch_size, mesh)
 
   def evaluate(state):
     metrics = evaluate_batches(eval_step, state, test_batches)
@@ -84,7 +62,9 @@ def build_experiment(config, mesh) -> Experiment:
 
   return Experiment(
       init_state=init_state,
-      train_step=make_train_step(classification_loss, batch_fn),
+      train_step=make_train_step(classification_loss, batch_fn,
+                                 steps_per_call=config.steps_per_call),
+      steps_per_call=config.steps_per_call,
       feed=train_data.feed,
       evaluate=evaluate,
       num_steps=num_steps,

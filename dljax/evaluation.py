@@ -1,0 +1,35 @@
+"""Evaluation over a fixed, device-resident set of examples (test images, val windows...)."""
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from dljax import parallel
+
+
+def _batch_size(batch) -> int:
+  return jax.tree.leaves(batch)[0].shape[0]
+
+
+def eval_batches(arrays: dict, batch_size: int, mesh) -> list[dict]:
+  """`arrays` (equal leading size) cut into device-resident batches, split over the mesh where
+  the batch size allows it (a last, smaller batch may stay replicated)."""
+  n = _batch_size(arrays)
+  batches = []
+  for start in range(0, n, batch_size):
+    batch = {k: v[start:start + batch_size] for k, v in arrays.items()}
+    spec = P(parallel.DATA_AXIS) if _batch_size(batch) % mesh.size == 0 else P()
+    batches.append(jax.device_put(batch, NamedSharding(mesh, spec)))
+  return batches
+
+
+def evaluate_batches(eval_step, state, batches) -> dict[str, float]:
+  """Example-weighted means of `eval_step(state, batch)` over `batches`, fetched once."""
+  sums = None
+  for batch in batches:
+    n = _batch_size(batch)
+    metrics = jax.tree.map(lambda m: m * n, eval_step(state, batch))
+    sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+    jax.block_until_ready(sums)  # one batch in flight: see parallel.needs_bounded_dispatch
+  total = sum(_batch_size(b) for b in batches)
+  return {k: float(v) / total for k, v in jax.device_get(sums).items()}
