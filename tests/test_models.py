@@ -1,11 +1,15 @@
-"""Vision models: parameter counts against the published architectures, shapes for every input."""
+"""Vision models: parameter counts against the published architectures, shapes for every input,
+the CPU-friendly CNN layers against Flax's."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from dljax.errors import DljaxError
 from dljax.models import build_model
+from dljax.models.cnn import ShiftConv, pool2x2
 from dljax.train_state import count_params
 
 
@@ -38,3 +42,40 @@ def test_models_are_generic_over_input_shape(name, shape):
 def test_unknown_model_lists_known_ones():
   with pytest.raises(DljaxError, match="unknown model 'vgg'.*cnn.*resnet20"):
     build_model("vgg", num_classes=10)
+
+
+def test_shift_conv_equals_flax_conv_forward_and_gradient():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 7, 3))
+  flax_conv, shift_conv = nn.Conv(5, (3, 3)), ShiftConv(5)
+  params = flax_conv.init(jax.random.PRNGKey(1), x)
+  params = jax.tree.map(lambda p: p + 0.1, params)  # a nonzero bias, too
+  assert jax.tree.map(jnp.shape, shift_conv.init(jax.random.PRNGKey(1), x)) == \
+      jax.tree.map(jnp.shape, params)
+  np.testing.assert_allclose(shift_conv.apply(params, x), flax_conv.apply(params, x),
+                             rtol=1e-5, atol=1e-5)
+  loss = lambda conv: lambda p, x: jnp.sum(jnp.sin(conv.apply(p, x)))
+  grads = [jax.grad(loss(conv), argnums=(0, 1))(params, x) for conv in (shift_conv, flax_conv)]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
+
+
+@pytest.mark.parametrize("kind,flax_pool", [("max", nn.max_pool), ("avg", nn.avg_pool)])
+def test_pool2x2_equals_flax_pooling_on_odd_sizes(kind, flax_pool):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 9, 3))
+  np.testing.assert_allclose(pool2x2(x, kind), flax_pool(x, (2, 2), strides=(2, 2)), rtol=1e-6)
+  grads = [jax.grad(lambda x: jnp.sum(jnp.sin(pool(x))))(x)
+           for pool in (lambda x: pool2x2(x, kind), lambda x: flax_pool(x, (2, 2), strides=(2, 2)))]
+  np.testing.assert_allclose(*grads, rtol=1e-6)  # no ties: random normal inputs
+
+
+@pytest.mark.parametrize("conv", ["flax", "shift"])
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_cnn_conv_and_pool_options_keep_the_parameter_count(conv, pool):
+  kwargs = {"features": (32, 64), "dense": 256}
+  assert n_params("cnn", (1, 28, 28, 1), conv=conv, pool=pool, **kwargs) == \
+      n_params("cnn", (1, 28, 28, 1), **kwargs)
+
+
+def test_unknown_cnn_option_lists_known_ones():
+  model = build_model("cnn", num_classes=10, pool="min")
+  with pytest.raises(DljaxError, match="unknown pool 'min'; known pools: avg, max"):
+    model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))

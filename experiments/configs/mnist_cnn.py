@@ -4,7 +4,10 @@
 
 Defaults to the offline `mnist5k` (4,000 train / 1,000 test real MNIST digits); full TFDS MNIST
 with --config.dataset=mnist. Variant `smoke` runs in seconds (tests).
-Measured (2-core CPU): see README.
+
+Measured on a 2-core CPU (2 CPU devices, jax 0.10.2): test accuracy 98.7 / 98.9 / 98.3 % for
+--config.seed=0 / 1 / 2, in 46 / 42 / 43 s wall time (compile 1.7 s, ~24 ms/step, 1,488 steps).
+One CPU device (--config.cpu_devices=1): 29 ms/step, 50 s.
 """
 
 from dljax.config import image_classification_config
@@ -16,12 +19,16 @@ def get_config(variant: str = ""):
   c.model.name = "cnn"
   c.model.features = (32, 64)
   c.model.dense = 256
-  c.model.dropout = 0.0
-  c.batch_size = 128
-  c.num_epochs = 10
+  c.model.dropout = 0.3
+  c.model.conv = "shift"  # nn.Conv's function, faster on CPU
+  c.model.pool = "max"  # ~0.4 points over "avg" at ~25% more time per step
+  c.batch_size = 64  # measured ~2.4x faster per example than 128 on CPU (cache, presumably)
+  c.num_epochs = 24
   c.optimizer.name = "adamw"
-  c.optimizer.learning_rate = 2e-3
-  c.optimizer.warmup_steps = 30
+  c.optimizer.learning_rate = 3e-3
+  c.optimizer.weight_decay = 0.05
+  c.optimizer.schedule = "cosine"
+  c.optimizer.warmup_steps = 372  # a quarter of the run: warmup + cosine is a one-cycle schedule
   c.augment.crop_pad = 2
   if variant == "smoke":
     c.dataset = "digits"
