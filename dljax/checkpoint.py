@@ -52,6 +52,17 @@ class Checkpointer:
       raise self._unreadable(step, e) from e
     return restored.state
 
+  def restore_raw(self, step: int) -> dict:
+    """The saved state as a plain dict tree on the default device, without knowing its shape:
+    what inference tools need when they only have the checkpoint directory."""
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(fallback_sharding=device)))
+    except Exception as e:
+      raise self._unreadable(step, e) from e
+    return restored.state
+
   def save(self, step: int, state, meta: dict | None = None, wait: bool = False):
     meta = {"identity": self.identity, **(meta or {})}
     # Orbax copies device arrays to host before save() returns, so the caller may donate `state`.

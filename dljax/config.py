@@ -49,3 +49,32 @@ def image_classification_config() -> ml_collections.ConfigDict:
   c.augment = ml_collections.ConfigDict({"crop_pad": 0, "flip": False})
   c.model = ml_collections.ConfigDict({"name": "mlp"})
   return c
+
+
+def language_model_config() -> ml_collections.ConfigDict:
+  """Defaults shared by the sequence configs (nanoGPT's shakespeare_char settings)."""
+  c = base_config()
+  c.task = "language_model"
+  c.dataset = "tiny_shakespeare"  # or text:PATH for any local UTF-8 file
+  c.data_dir = ""
+  c.tfds_download = False
+  c.block_size = 256
+  c.batch_size = 64
+  c.num_steps = 5000
+  c.eval_every_steps = 250
+  c.eval_windows = 2048  # fixed random validation windows for val_loss
+  c.eval_full_val = False  # True: every non-overlapping validation window instead
+  c.eval_batch_size = 256
+  c.sample_tokens = 500  # characters sampled into WORKDIR/samples at each evaluation (0: none)
+  c.sample_prompt = "\n"
+  c.sample_temperature = 0.8
+  c.sample_top_k = 200
+  c.model = ml_collections.ConfigDict({"name": "gpt"})
+  c.optimizer.name = "adamw"
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.b2 = 0.99
+  c.optimizer.weight_decay = 0.1
+  c.optimizer.warmup_steps = 100
+  c.optimizer.end_learning_rate_factor = 0.1
+  c.optimizer.grad_clip_norm = 1.0
+  return c

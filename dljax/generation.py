@@ -46,8 +46,10 @@ def generate(
     )
   if temperature < 0:
     raise ValueError(f"temperature must be >= 0, got {temperature}")
-  if top_k is not None and not 1 <= top_k <= model.vocab_size:
-    raise ValueError(f"top_k must be in [1, {model.vocab_size}], got {top_k}")
+  if top_k is not None and top_k < 1:
+    raise ValueError(f"top_k must be >= 1, got {top_k}")
+  if top_k is not None:
+    top_k = min(top_k, model.vocab_size)  # as nanoGPT: k beyond the vocabulary keeps all of it
   if top_p is not None and not 0.0 < top_p <= 1.0:
     raise ValueError(f"top_p must be in (0, 1], got {top_p}")
   if not isinstance(model, (GPT, RNNLM)):

@@ -1,0 +1,54 @@
+"""Character-level LSTM language model on tiny-shakespeare.
+
+  python -m experiments.train --config experiments/configs/shakespeare_lstm.py:cpu \
+      --workdir runs/lstm_cpu --config.dataset=text:../shared/data/tinyshakespeare.txt
+  python -m experiments.generate --workdir runs/lstm_cpu --prompt "ROMEO:"
+
+Default: a 3-layer 512-unit LSTM on 256-character windows (for accelerators);
+--config.model.name=gru for a GRU. Variant `cpu`: 2 layers of 256 units, block 64, sized for a
+2-core CPU and the same wall-time budget as shakespeare_gpt:cpu. Variant `smoke`: seconds.
+Measured: see README.
+"""
+
+from dljax.config import language_model_config
+
+
+def get_config(variant: str = ""):
+  c = language_model_config()
+  c.model.name = "lstm"
+  c.model.hidden_size = 512
+  c.model.num_layers = 3
+  c.model.dropout = 0.2
+  c.optimizer.learning_rate = 2e-3
+  if variant == "cpu":
+    c.block_size = 64
+    c.batch_size = 32
+    c.model.hidden_size = 256
+    c.model.num_layers = 2
+    c.model.dropout = 0.0
+    c.num_steps = 500
+    c.steps_per_call = 50
+    c.eval_every_steps = 250
+    c.log_every_steps = 50
+    c.checkpoint_every_steps = 250
+    c.optimizer.learning_rate = 3e-3
+    c.optimizer.warmup_steps = 50
+    c.optimizer.end_learning_rate_factor = 1e-4 / 3e-3
+  elif variant == "smoke":
+    c.dataset = "text:../shared/data/tinyshakespeare.txt"
+    c.block_size = 16
+    c.batch_size = 8
+    c.model.hidden_size = 32
+    c.model.num_layers = 2
+    c.model.dropout = 0.1
+    c.num_steps = 20
+    c.steps_per_call = 5
+    c.eval_every_steps = 10
+    c.log_every_steps = 5
+    c.checkpoint_every_steps = 10
+    c.eval_windows = 64
+    c.sample_tokens = 40
+    c.optimizer.warmup_steps = 2
+  elif variant:
+    raise ValueError(f"unknown variant {variant!r} of shakespeare_lstm; known: cpu, smoke")
+  return c
