@@ -1,10 +1,13 @@
 """XLA-compiled training throughput of dljax models on whatever devices JAX sees.
 
   python -m benchmarks.throughput --models mlp,cnn,resnet [--batch_size 128] [--json FILE]
+  python -m benchmarks.throughput --models ppo --envs CartPole-v1 --num_envs 1,64,4096
 
 Per model: compile time, median step time, examples (or tokens) per second, FLOPs per step from
 XLA's cost analysis, achieved GFLOP/s and the share of the device's peak. The train step is the
-one the experiments use (dljax.steps.make_train_step), data-parallel over all devices.
+one the experiments use (dljax.steps.make_train_step), data-parallel over all devices. RL rows:
+`ppo` is the full PPO chunk of experiments/configs/cartpole_ppo.py (rollouts and updates of all
+seeds) in env-steps/s; `--envs` adds random-policy env-steps/s per env and parallel-env count.
 """
 
 import dataclasses
@@ -13,7 +16,7 @@ import statistics
 import time
 from typing import Any, Callable
 
-from absl import app, flags
+from absl import flags
 
 from dljax import cli
 
@@ -25,6 +28,8 @@ _CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "CPU devices (0: one per c
 _PEAK = flags.DEFINE_float("peak_tflops", 0.0,
                            "Device peak in TFLOP/s for the utilisation column (0: known table, or a "
                            "measured f32 matmul peak on CPU).")
+_ENVS = flags.DEFINE_list("envs", [], "JAX envs for random-policy env-steps/s rows.")
+_NUM_ENVS = flags.DEFINE_list("num_envs", ["1", "64", "4096"], "Parallel env counts for --envs.")
 _JSON = flags.DEFINE_string("json", "", "Also write the results to this JSON file.")
 
 # Dense float32 peak per device (TFLOP/s, vendor figures, no sparsity).
@@ -62,11 +67,30 @@ def vision_workload(model_name: str, image_shape: tuple, batch_size: int, mesh) 
   return Workload(make_train_step(classification_loss), state, batch, batch_size, "examples")
 
 
+def ppo_workload(mesh) -> Workload:
+  """One jitted chunk of cartpole_ppo: every seed's rollouts and PPO updates."""
+  import jax
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  from dljax.cli import load_config
+  from dljax.errors import DljaxError
+  from dljax.rl import common, ppo
+  if mesh.size > 1:  # see dljax.rl.common.rl_config's cpu_devices
+    raise DljaxError("the ppo row runs on one XLA:CPU device; add --cpu_devices=1")
+  config = load_config("experiments/configs/cartpole_ppo.py")
+  config.chunk_updates = 10
+  exp = ppo.build_experiment(config, mesh)
+  state = jax.jit(exp.init_state, out_shardings=NamedSharding(mesh, P()))()
+  s = common.setup(config)
+  return Workload(exp.train_step, state, None,
+                  s.num_seeds * s.chunk_updates * s.steps_per_update, "env-steps")
+
+
 WORKLOADS = {
     "mlp": lambda bs, mesh: vision_workload("mlp", (28, 28, 1), bs or 128, mesh),
     "cnn": lambda bs, mesh: vision_workload("cnn", (28, 28, 1), bs or 128, mesh),
     "resnet": lambda bs, mesh: vision_workload("resnet20", (32, 32, 3), bs or 128, mesh),
     "resnet18": lambda bs, mesh: vision_workload("resnet18", (32, 32, 3), bs or 128, mesh),
+    "ppo": lambda bs, mesh: ppo_workload(mesh),
 }
 
 
@@ -146,6 +170,14 @@ def main(argv):
     print(f"{name:10} {r['compile_s']:9.2f} {r['step_ms']:9.2f} "
           f"{r[workload.unit + '_per_s']:10.4g} {workload.unit[:2]} {r['flops_per_step'] / 1e9:11.3f} "
           f"{r['gflops_per_s']:9.1f} {100 * r['utilisation']:5.1f}%")
+  if _ENVS.value:
+    from dljax.rl.envs.throughput import env_steps_per_second
+    results["envs"] = {}
+    for env in _ENVS.value:
+      for num_envs in map(int, _NUM_ENVS.value):
+        rate = env_steps_per_second(env, num_envs, num_steps=max(100, 400_000 // num_envs))
+        results["envs"][f"{env} x{num_envs}"] = rate
+        print(f"{env} x {num_envs:5d} envs (random policy): {rate:,.0f} env-steps/s")
   if _JSON.value:
     with open(_JSON.value, "w") as f:
       json.dump(results, f, indent=2)

@@ -1,15 +1,26 @@
 """Model registry: every dljax model is a Flax Linen module built by name from a config."""
 
+import functools
+import inspect
+
 from dljax.errors import unknown_name
 from dljax.models.cnn import CNN
+from dljax.models.gpt import GPT
 from dljax.models.mlp import MLP
 from dljax.models.resnet import ResNet18, ResNet20
+from dljax.models.rl import ActorCritic, QNetwork
+from dljax.models.rnn_lm import RNNLM
 
 MODELS = {
     "mlp": MLP,
     "cnn": CNN,
     "resnet20": ResNet20,
     "resnet18": ResNet18,
+    "gpt": GPT,
+    "lstm": functools.partial(RNNLM, cell_type="lstm"),
+    "gru": functools.partial(RNNLM, cell_type="gru"),
+    "rl_actor_critic": ActorCritic,
+    "rl_q_network": QNetwork,
 }
 
 
@@ -18,3 +29,10 @@ def build_model(name: str, **kwargs):
   if name not in MODELS:
     raise unknown_name("model", name, MODELS)
   return MODELS[name](**kwargs)
+
+
+def accepts(name: str, field: str) -> bool:
+  """Whether the model registered as `name` has a constructor field `field`."""
+  if name not in MODELS:
+    raise unknown_name("model", name, MODELS)
+  return field in inspect.signature(MODELS[name]).parameters

@@ -1,0 +1,126 @@
+"""Double DQN with a target network, an epsilon-greedy schedule and a device-resident replay buffer.
+
+Each update collects `rollout_steps` steps of `num_envs` envs into a circular replay buffer (plain
+device arrays, part of the checkpointed state), then, once `learning_starts` transitions are in,
+takes `dqn.gradient_steps` steps of the spine's pure train step on uniformly sampled minibatches.
+Every `dqn.target_update_every` gradient steps the target network moves a fraction `dqn.target_tau`
+of the way to the online one (Polyak averaging; tau 1 is a hard copy).
+Config keys: `experiments/configs/cartpole_dqn.py`.
+"""
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from dljax.errors import DljaxError
+from dljax.models import build_model
+from dljax.optim import make_optimizer
+from dljax.rl import common
+from dljax.rl.envs import Box
+from dljax.steps import make_train_step
+from dljax.train_state import TrainState, init_model_state
+
+BUFFER_FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
+
+
+@flax.struct.dataclass
+class DQNState:
+  train: TrainState
+  target_params: Any
+  buffer: dict  # BUFFER_FIELDS -> [buffer_size, ...]
+  env_steps: jax.Array  # transitions collected so far; also where the buffer writes next
+
+
+def double_dqn_target(reward, terminated, online_next_q, target_next_q, gamma: float):
+  """Bootstrapped Q targets: the online network picks the next action, the target network values
+  it; only a termination ends the bootstrap (a time-limit truncation does not)."""
+  next_action = jnp.argmax(online_next_q, axis=-1)
+  next_q = jnp.take_along_axis(target_next_q, next_action[:, None], axis=-1)[:, 0]
+  return reward + gamma * (1.0 - terminated) * next_q
+
+
+def make_agent(config, s: common.Setup) -> common.Agent:
+  cfg = config.dqn
+  action_space = s.env.action_space
+  if isinstance(action_space, Box):
+    raise DljaxError(f"DQN needs discrete actions but {config.env} has continuous ones "
+                     f"({action_space}); train it with PPO instead "
+                     f"(experiments/configs/pendulum_ppo.py)")
+  model = build_model("rl_q_network", num_actions=action_space.n,
+                      hidden=tuple(config.model.hidden), activation=config.model.activation)
+  tx = make_optimizer(config.optimizer, s.num_updates * cfg.gradient_steps)
+  obs_shape = s.env.observation_space.shape
+  exploration_steps = cfg.epsilon_fraction * s.num_updates * s.steps_per_update
+
+  def epsilon(env_steps):
+    progress = jnp.minimum(env_steps / exploration_steps, 1.0)
+    return cfg.epsilon_start + progress * (cfg.epsilon_end - cfg.epsilon_start)
+
+  def init(key):
+    train = init_model_state(model, tx, key, jnp.zeros((1, *obs_shape)))
+    size = (cfg.buffer_size,)
+    buffer = {"obs": jnp.zeros(size + obs_shape), "action": jnp.zeros(size, jnp.int32),
+              "reward": jnp.zeros(size), "next_obs": jnp.zeros(size + obs_shape),
+              "terminated": jnp.zeros(size, bool)}
+    return DQNState(train, train.params, buffer, jnp.int32(0))
+
+  def draw_noise(key, shape):
+    explore_key, action_key = jax.random.split(key)
+    return {"explore": jax.random.uniform(explore_key, shape),
+            "action": jax.random.randint(action_key, shape, 0, action_space.n)}
+
+  def act(state, obs, noise):
+    q = state.train.apply_fn(state.train.variables(), obs)
+    explore = noise["explore"] < epsilon(state.env_steps)
+    return jnp.where(explore, noise["action"], jnp.argmax(q, axis=-1)), {}
+
+  def update(state, trajectory, key):
+    n = s.steps_per_update
+    slots = (state.env_steps + jnp.arange(n)) % cfg.buffer_size
+    buffer = {k: state.buffer[k].at[slots].set(trajectory[k].reshape(n, *state.buffer[k].shape[1:]))
+              for k in BUFFER_FIELDS}
+    env_steps = state.env_steps + n
+
+    def double_dqn_loss(params, train_state, feed, rng, train):
+      del rng, train
+      batch, target_params = feed
+      q = train_state.apply_fn(train_state.variables(params), batch["obs"])
+      q = jnp.take_along_axis(q, batch["action"][:, None], axis=-1)[:, 0]
+      target = double_dqn_target(
+          batch["reward"], batch["terminated"],
+          train_state.apply_fn(train_state.variables(params), batch["next_obs"]),
+          train_state.apply_fn({"params": target_params}, batch["next_obs"]), cfg.gamma)
+      loss = optax.huber_loss(q, jax.lax.stop_gradient(target)).mean()
+      return loss, ({"q": q.mean()}, None)
+
+    train_step = make_train_step(double_dqn_loss, jit=False)
+
+    def gradient_step(carry, batch):
+      train, target = carry
+      train, metrics = train_step(train, (batch, target))
+      tau = jnp.where(train.step % cfg.target_update_every == 0, cfg.target_tau, 0.0)
+      return (train, optax.incremental_update(train.params, target, tau)), metrics
+
+    indices = jax.random.randint(key, (cfg.gradient_steps, cfg.batch_size), 0,
+                                 jnp.minimum(env_steps, cfg.buffer_size))
+    minibatches = jax.tree.map(lambda x: x[indices], buffer)
+    learned, metrics = jax.lax.scan(gradient_step, (state.train, state.target_params), minibatches)
+    # Under vmap a `cond` runs both branches anyway, so warm-up updates are computed and dropped.
+    ready = env_steps >= cfg.learning_starts
+    train, target = jax.tree.map(lambda new, old: jnp.where(ready, new, old), learned,
+                                 (state.train, state.target_params))
+    metrics = {**jax.tree.map(jnp.mean, metrics), "epsilon": epsilon(state.env_steps)}
+    return DQNState(train, target, buffer, env_steps), metrics
+
+  def greedy(state, obs):
+    return jnp.argmax(state.train.apply_fn(state.train.variables(), obs), axis=-1)
+
+  return common.Agent(init=init, draw_noise=draw_noise, act=act, update=update, greedy=greedy,
+                      identity={"model": config.model.to_dict(), "buffer_size": cfg.buffer_size})
+
+
+def build_experiment(config, mesh):
+  return common.build_experiment(config, mesh, "dqn", make_agent)

@@ -1,0 +1,126 @@
+"""RL agents: smoke runs through the real loop, bitwise resume after SIGKILL, GAE against numpy,
+clear errors for bad input, and training through the gymnasium bridge."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO, config_path, run_module
+from test_checkpoint_resume import assert_trees_equal, saved_state
+
+
+def train(config: str, workdir, *extra):
+  return run_module("experiments.train", f"--config={config_path(config)}:smoke",
+                    f"--workdir={workdir}", "--config.quiet=True", *extra)
+
+
+@pytest.mark.parametrize("config", ["cartpole_ppo", "cartpole_dqn", "pendulum_ppo"])
+def test_smoke_variant_trains_end_to_end(tmp_path, config):
+  out = train(config, tmp_path)
+  assert out.returncode == 0, out.stderr
+  final = json.load(open(tmp_path / "summary.json"))["final"]
+  assert {"mean_return", "min_seed_return", "env_steps", "env_steps_per_s"} <= set(final)
+  assert final["min_seed_return"] <= final["mean_return"] and final["env_steps"] > 0
+  assert (tmp_path / "returns.png").exists()
+
+
+def test_sigkill_then_rerun_ends_bitwise_identical(tmp_path):
+  long = ["--config.total_env_steps=7680", "--config.checkpoint_every_steps=2"]  # 40 chunks
+  reference, killed = tmp_path / "reference", tmp_path / "killed"
+  assert train("cartpole_ppo", reference, *long).returncode == 0
+  proc = subprocess.Popen([sys.executable, "-m", "experiments.train",
+                           f"--config={config_path('cartpole_ppo')}:smoke", f"--workdir={killed}",
+                           "--config.quiet=True", *long], cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 120
+  while not (killed / "checkpoints" / "4").exists():
+    assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  resumed = train("cartpole_ppo", killed, *long)
+  assert resumed.returncode == 0, resumed.stderr
+  ref, res = (json.load(open(d / "summary.json")) for d in (reference, killed))
+  assert res["resumed_from_step"] >= 4 and res["steps"] == ref["steps"] == 40
+  drop = ("env_steps_per_s",)  # a rate, not a result
+  assert {k: v for k, v in res["final"].items() if k not in drop} == \
+      {k: v for k, v in ref["final"].items() if k not in drop}
+  assert_trees_equal(saved_state(reference, 40), saved_state(killed, 40))
+  records = [json.loads(l) for l in open(killed / "metrics.jsonl")]
+  ref_records = [json.loads(l) for l in open(reference / "metrics.jsonl")]
+  assert [r for r in records if r["split"] == "train"] == \
+      [r for r in ref_records if r["split"] == "train"]
+
+
+def numpy_gae(reward, value, next_value, terminated, done, gamma, lam):
+  advantage, running = np.zeros_like(reward), np.zeros_like(reward[0])
+  for t in reversed(range(len(reward))):
+    delta = reward[t] + gamma * (1 - terminated[t]) * next_value[t] - value[t]
+    running = delta + gamma * lam * (1 - done[t]) * running
+    advantage[t] = running
+  return advantage, advantage + value
+
+
+def test_gae_matches_numpy_reference():
+  from dljax.rl.ppo import gae
+  rng = np.random.default_rng(0)
+  shape = (37, 5)
+  reward, value, next_value = (rng.normal(size=shape).astype(np.float32) for _ in range(3))
+  terminated = (rng.random(shape) < 0.1).astype(np.float32)
+  done = np.maximum(terminated, (rng.random(shape) < 0.05).astype(np.float32))  # + truncations
+  got = gae(*map(jnp.asarray, (reward, value, next_value, terminated, done)), 0.99, 0.95)
+  want = numpy_gae(reward, value, next_value, terminated, done, 0.99, 0.95)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(np.asarray(g), w, rtol=1e-5, atol=1e-5)
+
+
+def test_double_dqn_target_matches_numpy_reference():
+  from dljax.rl.dqn import double_dqn_target
+  rng = np.random.default_rng(0)
+  reward = rng.normal(size=64).astype(np.float32)
+  online_next_q, target_next_q = (rng.normal(size=(64, 3)).astype(np.float32) for _ in range(2))
+  terminated = rng.random(64) < 0.2
+  got = double_dqn_target(*map(jnp.asarray, (reward, terminated, online_next_q, target_next_q)),
+                          0.99)
+  picked = target_next_q[np.arange(64), online_next_q.argmax(axis=1)]
+  want = reward + 0.99 * np.where(terminated, 0.0, picked)
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("config,args,message", [
+    ("cartpole_ppo", ["--config.env=CartPol-v1"], "unknown environment 'CartPol-v1'.*CartPole-v1"),
+    ("cartpole_dqn", ["--config.env=Pendulum-v1"], "DQN needs discrete actions.*PPO"),
+    ("cartpole_ppo", ["--config.ppo.num_minibatches=7"], "not divisible by ppo.num_minibatches=7"),
+    ("cartpole_ppo", ["--config.env=gym:NoSuchEnv-v0", "--config.num_seeds=1"],
+     "gymnasium has no environment 'NoSuchEnv-v0'"),
+    ("cartpole_ppo", ["--config.env=gym:CartPole-v1"], "num_seeds=1"),
+])
+def test_bad_input_is_named(tmp_path, config, args, message):
+  out = train(config, tmp_path, *args)
+  assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+  assert re.search(message, out.stderr), out.stderr
+
+
+def test_missing_gymnasium_is_named(monkeypatch):
+  from dljax.errors import DljaxError
+  from dljax.rl.common import setup
+  from conftest import load_config
+  monkeypatch.setitem(sys.modules, "gymnasium", None)  # makes `import gymnasium` fail
+  config = load_config("cartpole_ppo", "smoke", env="gym:CartPole-v1", num_seeds=1)
+  with pytest.raises(DljaxError, match="pip install gymnasium"):
+    setup(config)
+
+
+@pytest.mark.parametrize("config", ["cartpole_ppo", "cartpole_dqn"])
+def test_gymnasium_bridge_trains(tmp_path, config):
+  out = train(config, tmp_path, "--config.env=gym:CartPole-v1", "--config.num_seeds=1")
+  assert out.returncode == 0, out.stderr
+  final = json.load(open(tmp_path / "summary.json"))["final"]
+  assert final["mean_return"] > 0 and final["env_steps"] > 0
