@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO, config_path, run_module
 from dljax.checkpoint import Checkpointer
 from dljax.config import base_config
-from dljax.errors import CheckpointMismatchError, DljaxError
+from dljax.errors import CheckpointMismatchError
 from dljax.models import build_model
 from dljax.optim import make_optimizer
 from dljax.train_state import init_model_state
