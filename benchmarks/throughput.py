@@ -67,6 +67,30 @@ def vision_workload(model_name: str, image_shape: tuple, batch_size: int, mesh) 
   return Workload(make_train_step(classification_loss), state, batch, batch_size, "examples")
 
 
+def lm_workload(config_name: str, batch_size: int, mesh) -> Workload:
+  """A language-model train step of a config's `cpu` variant on random characters (65 symbols)."""
+  import jax
+  import jax.numpy as jnp
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  from dljax import parallel
+  from dljax.cli import load_config
+  from dljax.optim import make_optimizer
+  from dljax.steps import make_train_step
+  from dljax.tasks.language_model import build_from_spec, lm_loss, model_spec
+  from dljax.train_state import init_model_state
+  config = load_config(f"experiments/configs/{config_name}.py:cpu")
+  batch_size = batch_size or config.batch_size
+  model = build_from_spec(model_spec(config, vocab_size=65))
+  tx = make_optimizer(config.optimizer, config.num_steps)
+  tokens = jnp.zeros((1, config.block_size), jnp.int32)
+  state = jax.jit(lambda: init_model_state(model, tx, jax.random.PRNGKey(0), tokens),
+                  out_shardings=NamedSharding(mesh, P()))()
+  windows = jax.random.randint(jax.random.PRNGKey(1), (batch_size, config.block_size + 1), 0, 65)
+  batch = jax.device_put({"inputs": windows[:, :-1], "targets": windows[:, 1:]},
+                         NamedSharding(mesh, P(parallel.DATA_AXIS)))
+  return Workload(make_train_step(lm_loss), state, batch, batch_size * config.block_size, "tokens")
+
+
 def ppo_workload(mesh) -> Workload:
   """One jitted chunk of cartpole_ppo: every seed's rollouts and PPO updates."""
   import jax
@@ -90,6 +114,8 @@ WORKLOADS = {
     "cnn": lambda bs, mesh: vision_workload("cnn", (28, 28, 1), bs or 128, mesh),
     "resnet": lambda bs, mesh: vision_workload("resnet20", (32, 32, 3), bs or 128, mesh),
     "resnet18": lambda bs, mesh: vision_workload("resnet18", (32, 32, 3), bs or 128, mesh),
+    "gpt": lambda bs, mesh: lm_workload("shakespeare_gpt", bs, mesh),
+    "lstm": lambda bs, mesh: lm_workload("shakespeare_lstm", bs, mesh),
     "ppo": lambda bs, mesh: ppo_workload(mesh),
 }
 
