@@ -36,6 +36,15 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def make_smoke(c: ml_collections.ConfigDict, num_steps: int = 20) -> ml_collections.ConfigDict:
+  """Turns a config into a seconds-long run for tests: few steps, frequent logs and checkpoints."""
+  c.num_steps = num_steps
+  c.log_every_steps = 5
+  c.checkpoint_every_steps = 10
+  c.optimizer.warmup_steps = 2
+  return c
+
+
 def image_classification_config() -> ml_collections.ConfigDict:
   """Defaults shared by the vision configs."""
   c = base_config()
@@ -78,3 +87,15 @@ def language_model_config() -> ml_collections.ConfigDict:
   c.optimizer.end_learning_rate_factor = 0.1
   c.optimizer.grad_clip_norm = 1.0
   return c
+
+
+def language_model_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A seconds-long language-model run on the shared corpus, for tests."""
+  c.dataset = "text:../shared/data/tinyshakespeare.txt"
+  c.block_size = 16
+  c.batch_size = 8
+  c.steps_per_call = 5
+  c.eval_every_steps = 10
+  c.eval_windows = 64
+  c.sample_tokens = 40
+  return make_smoke(c)

@@ -7,7 +7,7 @@ Default model ResNet-20 (0.27 M parameters, He et al. 2016's schedule shortened)
 first (the `tfds` extra). Variant `smoke` trains a ResNet-20 on the offline `digits` in seconds.
 """
 
-from dljax.config import image_classification_config
+from dljax.config import image_classification_config, make_smoke
 
 
 def get_config(variant: str = ""):
@@ -31,11 +31,8 @@ def get_config(variant: str = ""):
     c.augment.flip = False
     c.augment.crop_pad = 1
     c.batch_size = 32
-    c.num_steps = 10
+    make_smoke(c, num_steps=10)
     c.eval_every_steps = 5
-    c.optimizer.warmup_steps = 2
-    c.log_every_steps = 5
-    c.checkpoint_every_steps = 10
   elif variant:
     raise ValueError(f"unknown variant {variant!r} of cifar10_resnet; known: smoke")
   return c

@@ -6,7 +6,7 @@ Defaults to the offline `mnist5k`; full TFDS MNIST with --config.dataset=mnist.
 Variant `smoke` runs in seconds (tests). Measured (2-core CPU): see README.
 """
 
-from dljax.config import image_classification_config
+from dljax.config import image_classification_config, make_smoke
 
 
 def get_config(variant: str = ""):
@@ -25,10 +25,7 @@ def get_config(variant: str = ""):
     c.dataset = "digits"
     c.model.hidden = (32,)
     c.batch_size = 32
-    c.num_steps = 20
-    c.optimizer.warmup_steps = 2
-    c.log_every_steps = 5
-    c.checkpoint_every_steps = 10
+    make_smoke(c)
   elif variant:
     raise ValueError(f"unknown variant {variant!r} of mnist_mlp; known: smoke")
   return c

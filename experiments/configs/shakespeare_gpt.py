@@ -11,7 +11,7 @@ Variant `smoke`: a tiny model for a few steps (tests).
 Measured: see README.
 """
 
-from dljax.config import language_model_config
+from dljax.config import language_model_config, language_model_smoke
 
 
 def get_config(variant: str = ""):
@@ -46,21 +46,11 @@ def get_config(variant: str = ""):
     c.optimizer.warmup_steps = 50
     c.optimizer.end_learning_rate_factor = 1e-4 / 3e-3  # nanoGPT's min_lr 1e-4
   elif variant == "smoke":
-    c.dataset = "text:../shared/data/tinyshakespeare.txt"
-    c.block_size = 16
-    c.batch_size = 8
+    language_model_smoke(c)
     c.model.n_layer = 1
     c.model.n_head = 2
     c.model.n_embd = 16
     c.model.dropout = 0.1
-    c.num_steps = 20
-    c.steps_per_call = 5
-    c.eval_every_steps = 10
-    c.log_every_steps = 5
-    c.checkpoint_every_steps = 10
-    c.eval_windows = 64
-    c.sample_tokens = 40
-    c.optimizer.warmup_steps = 2
   elif variant:
     raise ValueError(f"unknown variant {variant!r} of shakespeare_gpt; known: cpu, smoke")
   return c

@@ -10,7 +10,7 @@ Default: a 3-layer 512-unit LSTM on 256-character windows (for accelerators);
 Measured: see README.
 """
 
-from dljax.config import language_model_config
+from dljax.config import language_model_config, language_model_smoke
 
 
 def get_config(variant: str = ""):
@@ -36,20 +36,10 @@ def get_config(variant: str = ""):
     c.optimizer.warmup_steps = 50
     c.optimizer.end_learning_rate_factor = 1e-4 / 3e-3
   elif variant == "smoke":
-    c.dataset = "text:../shared/data/tinyshakespeare.txt"
-    c.block_size = 16
-    c.batch_size = 8
+    language_model_smoke(c)
     c.model.hidden_size = 32
     c.model.num_layers = 2
     c.model.dropout = 0.1
-    c.num_steps = 20
-    c.steps_per_call = 5
-    c.eval_every_steps = 10
-    c.log_every_steps = 5
-    c.checkpoint_every_steps = 10
-    c.eval_windows = 64
-    c.sample_tokens = 40
-    c.optimizer.warmup_steps = 2
   elif variant:
     raise ValueError(f"unknown variant {variant!r} of shakespeare_lstm; known: cpu, smoke")
   return c
