@@ -8,7 +8,8 @@ Default: nanoGPT's GPU settings (6 layers, 6 heads, 384 dims, block 256, batch 6
 lr 1e-3, 5000 iterations, warmup 100, beta2 0.99). Variant `cpu`: nanoGPT's CPU model shape
 (4 layers, 4 heads, 128 dims, block 64, dropout 0) with a schedule tuned for a 2-core CPU.
 Variant `smoke`: a tiny model for a few steps (tests).
-Measured: see README.
+Measured on a 2-core CPU (jax 0.10.2), `cpu` on text:../shared/data/tinyshakespeare.txt: val
+loss 1.796 in 70 s (32.8 ms/step); nanoGPT's CPU command needs 110 s here for val 1.886.
 """
 
 from dljax.config import language_model_config, language_model_smoke
