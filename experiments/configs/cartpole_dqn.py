@@ -2,9 +2,12 @@
 
   python -m experiments.train --config experiments/configs/cartpole_dqn.py --workdir runs/cartpole_dqn
 
-Each update steps 4 envs 64 times into a 100,000-transition replay buffer per seed, then takes 128
-gradient steps on minibatches of 64; the learning rate anneals to 0, which keeps the final greedy
-policy from drifting. Variant `smoke` runs in seconds (tests).
+Each update steps 16 envs 48 times into a 100,000-transition replay buffer per seed, then takes 128
+gradient steps on minibatches of 64, each moving the target network 0.5% of the way to the online
+one; the learning rate anneals to 0, which keeps the final greedy policy from drifting.
+Variant `smoke` runs in seconds (tests).
+Measured on a 2-core CPU (jax 0.10.2): mean final return 430.2 over 8 seeds (worst seed 218.3,
+best 500), 299,520 env steps per seed, 51 s wall time. Short of the 475 target: see README.
 """
 
 import ml_collections
@@ -17,19 +20,22 @@ def get_config(variant: str = ""):
   c.task = "dqn"
   c.env = "CartPole-v1"
   c.num_seeds = 8
-  c.num_envs = 4
-  c.rollout_steps = 64
-  c.total_env_steps = 100_000
+  # Many envs make collection cheap (a rollout step costs the same for 4 or 16), so the budget
+  # buys more data per gradient step.
+  c.num_envs = 16
+  c.rollout_steps = 48
+  c.total_env_steps = 300_000
   c.chunk_updates = 65
   c.model.hidden = (120, 84)
   c.model.activation = "relu"
-  # rl-baselines3-zoo's CartPole DQN (batch 64, 1e5 buffer, 1000 warm-up steps, 128 gradient
-  # steps per 256 env steps, short exploration, target refreshed between bursts) at lr 1e-3.
+  # After rl-baselines3-zoo's CartPole DQN (batch 64, 1e5 buffer, 1000 warm-up steps, short
+  # exploration) with a Polyak target: hard refreshes every 64-128 gradient steps let Q overshoot
+  # its bound of 100, as did lr 1e-3 once (tau 0.005); lr 7e-4 gave the best worst seed.
   c.dqn = ml_collections.ConfigDict({
       "gamma": 0.99, "buffer_size": 100_000, "batch_size": 64, "gradient_steps": 128,
       "learning_starts": 1_000, "target_update_every": 1, "target_tau": 0.005, "epsilon_start": 1.0,
       "epsilon_end": 0.04, "epsilon_fraction": 0.1})
-  c.optimizer.learning_rate = 1e-3
+  c.optimizer.learning_rate = 7e-4
   c.optimizer.grad_clip_norm = 10.0
   if variant == "smoke":
     c.num_seeds = 2
