@@ -6,16 +6,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
-from conftest import REPO, config_path, run_module
+from conftest import (assert_trees_equal, config_path, run_module, saved_state,
+                      signal_after_checkpoint, start_module)
 from dljax.checkpoint import Checkpointer
 from dljax.config import base_config
 from dljax.errors import CheckpointMismatchError
@@ -31,17 +29,6 @@ LONG = ["--config.num_steps=300", "--config.checkpoint_every_steps=20", "--confi
 
 def train_cli(workdir, *extra, **popen):
   return run_module("experiments.train", f"--config={SMOKE}", f"--workdir={workdir}", *extra, **popen)
-
-
-def saved_state(workdir, step):
-  return ocp.StandardCheckpointer().restore(os.path.join(workdir, "checkpoints", str(step), "state"))
-
-
-def assert_trees_equal(a, b):
-  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-  assert len(la) == len(lb)
-  for x, y in zip(la, lb):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_train_state_round_trip_with_batch_stats(tmp_path):
@@ -64,14 +51,8 @@ def test_train_state_round_trip_with_batch_stats(tmp_path):
 def test_sigkill_then_rerun_resumes_and_ends_bitwise_identical(tmp_path):
   reference, killed = tmp_path / "reference", tmp_path / "killed"
   assert train_cli(reference, *LONG).returncode == 0
-  proc = subprocess.Popen([sys.executable, "-m", "experiments.train", f"--config={SMOKE}",
-                           f"--workdir={killed}", *LONG], cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 120
-  while not (killed / "checkpoints" / "60").exists():
-    assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
+  proc = start_module("experiments.train", f"--config={SMOKE}", f"--workdir={killed}", *LONG)
+  signal_after_checkpoint(proc, killed, 60, signal.SIGKILL)
   proc.wait()
   resumed = train_cli(killed, *LONG)
   assert resumed.returncode == 0, resumed.stderr
@@ -85,14 +66,9 @@ def test_sigkill_then_rerun_resumes_and_ends_bitwise_identical(tmp_path):
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
-  proc = subprocess.Popen([sys.executable, "-m", "experiments.train", f"--config={SMOKE}",
-                           f"--workdir={tmp_path}", *LONG], cwd=REPO, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-  deadline = time.time() + 120
-  while not (tmp_path / "checkpoints" / "20").exists():
-    assert proc.poll() is None and time.time() < deadline
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGTERM)
+  proc = start_module("experiments.train", f"--config={SMOKE}", f"--workdir={tmp_path}", *LONG,
+                      text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  signal_after_checkpoint(proc, tmp_path, 20, signal.SIGTERM)
   _, err = proc.communicate(timeout=60)
   assert proc.returncode == 128 + signal.SIGTERM
   assert "SIGTERM received" in err and "Run the same command again to resume" in err

@@ -4,16 +4,14 @@ clear errors for bad input, and training through the gymnasium bridge."""
 import json
 import re
 import signal
-import subprocess
 import sys
-import time
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO, config_path, run_module
-from test_checkpoint_resume import assert_trees_equal, saved_state
+from conftest import (assert_trees_equal, config_path, run_module, saved_state,
+                      signal_after_checkpoint, start_module)
 
 
 def train(config: str, workdir, *extra):
@@ -35,15 +33,9 @@ def test_sigkill_then_rerun_ends_bitwise_identical(tmp_path):
   long = ["--config.total_env_steps=7680", "--config.checkpoint_every_steps=2"]  # 40 chunks
   reference, killed = tmp_path / "reference", tmp_path / "killed"
   assert train("cartpole_ppo", reference, *long).returncode == 0
-  proc = subprocess.Popen([sys.executable, "-m", "experiments.train",
-                           f"--config={config_path('cartpole_ppo')}:smoke", f"--workdir={killed}",
-                           "--config.quiet=True", *long], cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 120
-  while not (killed / "checkpoints" / "4").exists():
-    assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
-    time.sleep(0.02)
-  proc.send_signal(signal.SIGKILL)
+  proc = start_module("experiments.train", f"--config={config_path('cartpole_ppo')}:smoke",
+                      f"--workdir={killed}", "--config.quiet=True", *long)
+  signal_after_checkpoint(proc, killed, 4, signal.SIGKILL)
   proc.wait()
   resumed = train("cartpole_ppo", killed, *long)
   assert resumed.returncode == 0, resumed.stderr
