@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -89,11 +90,51 @@ def test_double_dqn_target_matches_numpy_reference():
   reward = rng.normal(size=64).astype(np.float32)
   online_next_q, target_next_q = (rng.normal(size=(64, 3)).astype(np.float32) for _ in range(2))
   terminated = rng.random(64) < 0.2
-  got = double_dqn_target(*map(jnp.asarray, (reward, terminated, online_next_q, target_next_q)),
-                          0.99)
+  discount = 0.99 ** rng.integers(1, 4, size=64).astype(np.float32)
+  got = double_dqn_target(*map(jnp.asarray, (reward, terminated, discount, online_next_q,
+                                             target_next_q)))
   picked = target_next_q[np.arange(64), online_next_q.argmax(axis=1)]
-  want = reward + 0.99 * np.where(terminated, 0.0, picked)
+  want = reward + discount * np.where(terminated, 0.0, picked)
   np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-6)
+
+
+def numpy_n_step(trajectory, n, gamma):
+  """Step by step: sum up to n rewards, stopping after an episode's or the rollout's last step."""
+  length, num_envs = trajectory["reward"].shape
+  out = {k: np.zeros_like(trajectory[k]) for k in ("reward", "next_obs", "terminated")}
+  out["discount"] = np.zeros_like(trajectory["reward"])
+  for t in range(length):
+    for i in range(num_envs):
+      total, discount = 0.0, 1.0
+      for u in range(t, min(t + n, length)):
+        total += discount * trajectory["reward"][u, i]
+        discount *= gamma
+        if trajectory["terminated"][u, i] or trajectory["truncated"][u, i]:
+          break
+      out["reward"][t, i], out["discount"][t, i] = total, discount
+      out["next_obs"][t, i], out["terminated"][t, i] = (trajectory["next_obs"][u, i],
+                                                        trajectory["terminated"][u, i])
+  return out
+
+
+@pytest.mark.parametrize("n", [1, 3, 50])
+def test_n_step_transitions_match_numpy_reference(n):
+  from dljax.rl.dqn import n_step_transitions
+  rng = np.random.default_rng(n)
+  shape = (29, 6)
+  terminated = rng.random(shape) < 0.1
+  trajectory = {"obs": rng.normal(size=shape + (4,)).astype(np.float32),
+                "action": rng.integers(0, 2, shape), "reward": rng.normal(size=shape).astype(
+                    np.float32), "next_obs": rng.normal(size=shape + (4,)).astype(np.float32),
+                "terminated": terminated, "truncated": ~terminated & (rng.random(shape) < 0.05)}
+  got = n_step_transitions(jax.tree.map(jnp.asarray, trajectory), n, 0.9)
+  want = numpy_n_step(trajectory, n, 0.9)
+  np.testing.assert_array_equal(got["obs"], trajectory["obs"])
+  np.testing.assert_array_equal(got["action"], trajectory["action"])
+  for key in ("next_obs", "terminated"):
+    np.testing.assert_array_equal(got[key], want[key])
+  for key in ("reward", "discount"):
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("config,args,message", [

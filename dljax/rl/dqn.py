@@ -1,7 +1,8 @@
 """Double DQN with a target network, an epsilon-greedy schedule and a device-resident replay buffer.
 
-Each update collects `rollout_steps` steps of `num_envs` envs into a circular replay buffer (plain
-device arrays, part of the checkpointed state), then, once `learning_starts` transitions are in,
+Each update folds `rollout_steps` steps of `num_envs` envs into `dqn.n_step`-step transitions
+(n-step returns carry value n steps per target refresh) and writes them into a circular replay
+buffer (plain device arrays, part of the checkpointed state), then, once `learning_starts` are in,
 takes `dqn.gradient_steps` steps of the spine's pure train step on uniformly sampled minibatches.
 Every `dqn.target_update_every` gradient steps the target network moves a fraction `dqn.target_tau`
 of the way to the online one (Polyak averaging; tau 1 is a hard copy).
@@ -23,7 +24,7 @@ from dljax.rl.envs import Box
 from dljax.steps import make_train_step
 from dljax.train_state import TrainState, init_model_state
 
-BUFFER_FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
+BUFFER_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "discount")
 
 
 @flax.struct.dataclass
@@ -34,12 +35,38 @@ class DQNState:
   env_steps: jax.Array  # transitions collected so far; also where the buffer writes next
 
 
-def double_dqn_target(reward, terminated, online_next_q, target_next_q, gamma: float):
+def n_step_transitions(trajectory: dict, n: int, gamma: float) -> dict:
+  """Folds a [T, N] rollout into one n-step transition per step.
+
+  Step t sums the discounted rewards of steps t..last, where `last` is the earliest of t + n - 1,
+  the step that ends t's episode and the rollout's last step; the transition then bootstraps from
+  `last`'s `next_obs` (unless it terminated) with `discount` = gamma ** (last - t + 1), so that
+  the target is `reward + discount * (1 - terminated) * Q(next_obs)`.
+  """
+  length = trajectory["reward"].shape[0]
+  step = jnp.arange(length).reshape((length,) + (1,) * (trajectory["reward"].ndim - 1))
+  ends = (trajectory["terminated"] | trajectory["truncated"]).at[-1].set(True)
+  episode_end = jax.lax.cummin(jnp.where(ends, step, length - 1), axis=0, reverse=True)
+  last = jnp.minimum(episode_end, step + n - 1)
+  reward = trajectory["reward"]
+  summed = sum(gamma ** j * jnp.where(step + j <= last, jnp.roll(reward, -j, axis=0), 0.0)
+               for j in range(min(n, length)))
+
+  def at_last(x):
+    return jnp.take_along_axis(x, last.reshape(last.shape + (1,) * (x.ndim - last.ndim)), axis=0)
+
+  return {"obs": trajectory["obs"], "action": trajectory["action"], "reward": summed,
+          "discount": gamma ** (last - step + 1).astype(reward.dtype),
+          "next_obs": at_last(trajectory["next_obs"]),
+          "terminated": at_last(trajectory["terminated"])}
+
+
+def double_dqn_target(reward, terminated, discount, online_next_q, target_next_q):
   """Bootstrapped Q targets: the online network picks the next action, the target network values
   it; only a termination ends the bootstrap (a time-limit truncation does not)."""
   next_action = jnp.argmax(online_next_q, axis=-1)
   next_q = jnp.take_along_axis(target_next_q, next_action[:, None], axis=-1)[:, 0]
-  return reward + gamma * (1.0 - terminated) * next_q
+  return reward + discount * (1.0 - terminated) * next_q
 
 
 def make_agent(config, s: common.Setup) -> common.Agent:
@@ -64,7 +91,7 @@ def make_agent(config, s: common.Setup) -> common.Agent:
     size = (cfg.buffer_size,)
     buffer = {"obs": jnp.zeros(size + obs_shape), "action": jnp.zeros(size, jnp.int32),
               "reward": jnp.zeros(size), "next_obs": jnp.zeros(size + obs_shape),
-              "terminated": jnp.zeros(size, bool)}
+              "terminated": jnp.zeros(size, bool), "discount": jnp.zeros(size)}
     return DQNState(train, train.params, buffer, jnp.int32(0))
 
   def draw_noise(key, shape):
@@ -80,8 +107,9 @@ def make_agent(config, s: common.Setup) -> common.Agent:
   def update(state, trajectory, key):
     n = s.steps_per_update
     slots = (state.env_steps + jnp.arange(n)) % cfg.buffer_size
-    buffer = {k: state.buffer[k].at[slots].set(trajectory[k].reshape(n, *state.buffer[k].shape[1:]))
-              for k in BUFFER_FIELDS}
+    transitions = n_step_transitions(trajectory, cfg.n_step, cfg.gamma)
+    buffer = {k: state.buffer[k].at[slots].set(
+        transitions[k].reshape(n, *state.buffer[k].shape[1:])) for k in BUFFER_FIELDS}
     env_steps = state.env_steps + n
 
     def double_dqn_loss(params, train_state, feed, rng, train):
@@ -90,9 +118,9 @@ def make_agent(config, s: common.Setup) -> common.Agent:
       q = train_state.apply_fn(train_state.variables(params), batch["obs"])
       q = jnp.take_along_axis(q, batch["action"][:, None], axis=-1)[:, 0]
       target = double_dqn_target(
-          batch["reward"], batch["terminated"],
+          batch["reward"], batch["terminated"], batch["discount"],
           train_state.apply_fn(train_state.variables(params), batch["next_obs"]),
-          train_state.apply_fn({"params": target_params}, batch["next_obs"]), cfg.gamma)
+          train_state.apply_fn({"params": target_params}, batch["next_obs"]))
       loss = optax.huber_loss(q, jax.lax.stop_gradient(target)).mean()
       return loss, ({"q": q.mean()}, None)
 
