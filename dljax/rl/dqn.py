@@ -43,12 +43,12 @@ def n_step_transitions(trajectory: dict, n: int, gamma: float) -> dict:
   `last`'s `next_obs` (unless it terminated) with `discount` = gamma ** (last - t + 1), so that
   the target is `reward + discount * (1 - terminated) * Q(next_obs)`.
   """
-  length = trajectory["reward"].shape[0]
-  step = jnp.arange(length).reshape((length,) + (1,) * (trajectory["reward"].ndim - 1))
+  reward = trajectory["reward"]
+  length = reward.shape[0]
+  step = jnp.arange(length).reshape((length,) + (1,) * (reward.ndim - 1))
   ends = (trajectory["terminated"] | trajectory["truncated"]).at[-1].set(True)
   episode_end = jax.lax.cummin(jnp.where(ends, step, length - 1), axis=0, reverse=True)
   last = jnp.minimum(episode_end, step + n - 1)
-  reward = trajectory["reward"]
   summed = sum(gamma ** j * jnp.where(step + j <= last, jnp.roll(reward, -j, axis=0), 0.0)
                for j in range(min(n, length)))
 
