@@ -5,6 +5,7 @@ import inspect
 
 from dljax.errors import unknown_name
 from dljax.models.cnn import CNN
+from dljax.models.dcgan import Discriminator, Generator
 from dljax.models.gpt import GPT
 from dljax.models.mlp import MLP
 from dljax.models.resnet import ResNet18, ResNet20
@@ -21,6 +22,8 @@ MODELS = {
     "gru": functools.partial(RNNLM, cell_type="gru"),
     "rl_actor_critic": ActorCritic,
     "rl_q_network": QNetwork,
+    "dcgan_generator": Generator,
+    "dcgan_discriminator": Discriminator,
 }
 
 

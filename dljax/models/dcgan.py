@@ -1,0 +1,85 @@
+"""DCGAN's generator and discriminator (Radford et al., 2016) for small square images.
+
+The generator maps a latent vector to an image in [-1, 1]: a dense projection to a
+`side / 2**len(features)` square map, then stride-2 transposed convolutions that double the side
+(BatchNorm + ReLU after each but the last, tanh at the end). The discriminator mirrors it: stride-2
+convolutions that halve the side, LeakyReLU(0.2), BatchNorm after all but the first, then one
+logit. With the default two stages they take 28x28x1 (MNIST, Fashion-MNIST) and 32x32x3 (CIFAR-10).
+"""
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from dljax.errors import DljaxError
+
+# Momentum of the BatchNorm running statistics used for sampling: the generator changes quickly,
+# and flax's default 0.99 would average over ~100 steps of stale networks (PyTorch's is 0.9).
+BATCH_NORM_MOMENTUM = 0.9
+
+
+def check_image_shape(image_shape: Sequence[int], stages: int):
+  """Raises a one-line error unless a `stages`-stage DCGAN can produce/read `image_shape`."""
+  image_shape = tuple(image_shape)
+  factor = 2**stages
+  if (
+    len(image_shape) != 3
+    or image_shape[0] != image_shape[1]
+    or image_shape[0] % factor
+    or image_shape[0] < factor
+    or image_shape[2] not in (1, 3)
+  ):
+    raise DljaxError(
+      f"a DCGAN with {stages} stages needs square images [H, H, C] with H a multiple of "
+      f"{factor} and C 1 or 3 (e.g. 28x28x1 mnist5k/fashion_mnist, 32x32x3 cifar10), got "
+      f"{list(image_shape)}; pick such a dataset or change the number of model.features"
+    )
+
+
+class Generator(nn.Module):
+  """z [N, latent_dim] -> images [N, *image_shape] in [-1, 1].
+
+  features: channels of the feature maps, from the projected one (widest) upwards; each further
+  entry and the output add one transposed convolution that doubles the side.
+  """
+
+  image_shape: Sequence[int]
+  latent_dim: int = 64
+  features: Sequence[int] = (128, 64)
+
+  @nn.compact
+  def __call__(self, z, train: bool = False):
+    check_image_shape(self.image_shape, len(self.features))
+    side, channels = self.image_shape[0] // 2 ** len(self.features), self.image_shape[2]
+
+    def norm_relu(x):
+      x = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM)(x)
+      return nn.relu(x)
+
+    x = nn.Dense(side * side * self.features[0], use_bias=False)(z)
+    x = norm_relu(x.reshape(z.shape[0], side, side, self.features[0]))
+    for width in self.features[1:]:
+      x = norm_relu(nn.ConvTranspose(width, (4, 4), strides=(2, 2), use_bias=False)(x))
+    return jnp.tanh(nn.ConvTranspose(channels, (4, 4), strides=(2, 2))(x))
+
+
+class Discriminator(nn.Module):
+  """images [N, *image_shape] in [-1, 1] -> logits [N] of "real".
+
+  features: channels of each stride-2 convolution (each halves the side); no BatchNorm after the
+  first one, as in DCGAN.
+  """
+
+  image_shape: Sequence[int]
+  features: Sequence[int] = (64, 128)
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    check_image_shape(self.image_shape, len(self.features))
+    for i, width in enumerate(self.features):
+      x = nn.Conv(width, (4, 4), strides=(2, 2), use_bias=i == 0)(x)
+      if i:
+        x = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM)(x)
+      x = nn.leaky_relu(x, 0.2)
+    return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]

@@ -1,0 +1,65 @@
+"""DCGAN on MNIST digits: a generator and a discriminator, each with its own Adam, in one step.
+
+  python -m experiments.train --config experiments/configs/mnist_cnn.py --workdir runs/mnist_cnn
+  python -m experiments.train --config experiments/configs/mnist_dcgan.py --workdir runs/mnist_dcgan
+
+The first command trains the classifier whose features `fid_mnist_cnn` compares (dljax/fid.py).
+Defaults to the offline `mnist5k` (4,000 train digits); --config.dataset=fashion_mnist or cifar10
+(32x32x3) through TFDS, with --config.fid_classifier_workdir='' unless a classifier of such
+images is given. Variant `smoke` runs in seconds without a classifier (tests).
+"""
+
+import ml_collections
+
+from dljax.config import base_config, make_smoke
+
+
+def adam_for_gans(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """DCGAN's optimizer: Adam, learning rate 2e-4, beta1 0.5 (less momentum: the target moves)."""
+  c = ml_collections.ConfigDict(base.to_dict())
+  c.name = "adam"
+  c.learning_rate = 2e-4
+  c.b1 = 0.5
+  c.schedule = "constant"
+  return c
+
+
+def get_config(variant: str = ""):
+  c = base_config()
+  c.task = "gan"
+  c.dataset = "mnist5k"  # or fashion_mnist, cifar10 (TFDS)
+  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
+  c.tfds_download = True  # let TFDS download a dataset it does not have
+  c.batch_size = 64  # real images per step (and as many generated ones)
+  c.num_steps = 3000  # generator updates (each step also updates the discriminator once)
+  c.eval_every_steps = 250  # sample grid + scores (+ FID) this often: the GIF's frames
+  c.checkpoint_every_steps = 1000
+  c.num_grid_samples = 64  # samples from one fixed noise batch per grid
+  c.fid_classifier_workdir = "runs/mnist_cnn"  # mnist_cnn run for fid_mnist_cnn ('' = no FID)
+
+  c.gen = ml_collections.ConfigDict()
+  c.gen.model = ml_collections.ConfigDict()
+  c.gen.model.name = "dcgan_generator"
+  c.gen.model.latent_dim = 64  # size of the noise z ~ N(0, I)
+  c.gen.model.features = (64, 32)  # channels at 7x7, then 14x14 (28x28 images; 8, 16 for 32x32)
+  c.gen.optimizer = adam_for_gans(c.optimizer)
+
+  c.disc = ml_collections.ConfigDict()
+  c.disc.model = ml_collections.ConfigDict()
+  c.disc.model.name = "dcgan_discriminator"
+  c.disc.model.features = (32, 64)  # channels at 14x14, then 7x7 (28x28 images)
+  c.disc.optimizer = adam_for_gans(c.optimizer)
+
+  if variant == "smoke":
+    c.batch_size = 16
+    c.gen.model.latent_dim = 8
+    c.gen.model.features = (8, 4)
+    c.disc.model.features = (4, 8)
+    c.num_grid_samples = 16
+    c.fid_classifier_workdir = ""
+    make_smoke(c)
+    c.eval_every_steps = 10
+  elif variant:
+    raise ValueError(f"unknown variant {variant!r} of mnist_dcgan; known: smoke")
+  del c["optimizer"]  # each network has its own, above
+  return c
