@@ -119,7 +119,7 @@ def _fid(config, data):
       f"--config.fid_classifier_workdir at a classifier of such images, or '' for no FID"
     )
   reference = fid.feature_stats(extractor(data.train_images))
-  floor = fid.fid_mnist_cnn(extractor, data.test_images, reference)
+  floor = fid.real_vs_real_fid(extractor, config.dataset)
   return (lambda images: fid.fid_mnist_cnn(extractor, images, reference)), floor
 
 
