@@ -8,6 +8,7 @@ import importlib
 from dljax.errors import unknown_name
 
 TASKS = {
+    "basics": "dljax.tasks.basics",
     "classification": "dljax.tasks.classification",
     "language_model": "dljax.tasks.language_model",
     "ppo": "dljax.rl.ppo",

@@ -1,0 +1,34 @@
+"""Logistic regression on synthetic data: a linear classifier trained by its cross-entropy.
+
+  python -m experiments.train --config experiments/configs/basics_logistic.py --workdir runs/basics_logistic
+  python -m experiments.train --config experiments/configs/basics_logistic.py:jax_grad --workdir runs/basics_logistic_grad
+
+Labels y ~ Bernoulli(sigmoid(x.w + b)) with x ~ N(0, I_5): even the generating weights misclassify
+some test points (`true_weights_test_accuracy` is the ceiling). Default: optax Adam; variant
+`jax_grad`: theta <- theta - lr * grad by hand. Variant `smoke` runs in seconds (tests).
+"""
+
+from dljax.config import make_smoke
+from dljax.tasks.basics import basics_config
+
+
+def get_config(variant: str = ""):
+  c = basics_config()
+  c.problem = "logistic"
+  c.num_features = 5
+  c.num_train = 4000  # the maximum-likelihood weights approach the true ones as 1/sqrt(n)
+  c.num_steps = 600
+  c.eval_every_steps = 200
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 0.05
+  c.optimizer.schedule = "cosine"
+  if variant in ("jax_grad", "jax_grad_smoke"):
+    c.update_rule = "jax_grad"
+    c.optimizer.learning_rate = 1.0  # the loss's curvature is at most 0.25 |x|^2 per example
+  if variant in ("smoke", "jax_grad_smoke"):
+    make_smoke(c, num_steps=60)
+    c.eval_every_steps = 30
+  elif variant not in ("", "jax_grad"):
+    raise ValueError(f"unknown variant {variant!r} of basics_logistic; known: jax_grad, smoke, "
+                     f"jax_grad_smoke")
+  return c
