@@ -23,12 +23,16 @@ def eval_batches(arrays: dict, batch_size: int, mesh) -> list[dict]:
   return batches
 
 
-def evaluate_batches(eval_step, state, batches) -> dict[str, float]:
-  """Example-weighted means of `eval_step(state, batch)` over `batches`, fetched once."""
+def evaluate_batches(eval_step, state, batches, rng) -> dict[str, float]:
+  """Example-weighted means of `eval_step(state, batch, rng)` over `batches`, fetched once.
+
+  Batch i gets `fold_in(rng, i)`: with a fixed `rng`, an evaluation that samples (a VAE's) gives
+  the same figure in every run and after every resume.
+  """
   sums = None
-  for batch in batches:
+  for i, batch in enumerate(batches):
     n = _batch_size(batch)
-    metrics = jax.tree.map(lambda m: m * n, eval_step(state, batch))
+    metrics = jax.tree.map(lambda m: m * n, eval_step(state, batch, jax.random.fold_in(rng, i)))
     sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
     jax.block_until_ready(sums)  # one batch in flight: see parallel.needs_bounded_dispatch
   total = sum(_batch_size(b) for b in batches)

@@ -143,8 +143,8 @@ class _Run:
       return {}
     steps, metrics = _fetch(self.pending, self.exp.steps_per_call)
     self.pending.clear()
-    for name in ("loss", "grad_norm"):  # a non-finite gradient poisons the next parameters
-      bad = ~np.isfinite(metrics.get(name, np.zeros(1)))
+    for name, values in metrics.items():  # every loss, norm and statistic, whatever its name
+      bad = ~np.isfinite(values)
       if bad.any():
         raise self.non_finite(name, int(steps[bad][0]))
     means = {k: float(np.mean(v)) for k, v in metrics.items()}

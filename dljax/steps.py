@@ -1,20 +1,34 @@
-"""The step factory: one mechanism that turns any task's loss into pure, jitted train/eval steps.
+"""The step factory: one mechanism that turns any task's losses into pure, jitted train/eval steps.
 
-A task supplies
+A task supplies one loss per trained network,
 
   loss_fn(params, state, batch, rng, train) -> (loss, (metrics, mutable_updates))
 
-where `metrics` is a dict of scalars, `mutable_updates` the new Flax mutable collections (or
-None), and `rng` is None when `train` is False. Optionally `batch_fn(feed, step) -> batch` turns
-what the host passes in (`feed`: e.g. a device-resident dataset plus this epoch's permutation)
-into the batch *inside* jit, so small datasets are shuffled, batched and augmented without a host
-round trip per step.
+where `params` are the trained network's parameters, `state` the whole train state (read-only:
+the current variables of every network), `metrics` a dict of scalars and `mutable_updates` the
+new Flax mutable collections (or None); `rng` is a fresh key per step and per network.
 
-The same pure step (`jit=False`) is what RL agents call inside their own `lax.scan`, so vision,
-language models and RL updates share the gradient and optimizer code.
+- One network: the state is a `TrainState` and `make_train_step(loss_fn)`; `mutable_updates` are
+  that network's collections.
+- Several networks (a GAN's generator and discriminator, a Q-network and its target): the state is
+  a `flax.struct` dataclass whose fields hold `TrainState`s, each with its own optimizer, and
+  `make_train_step([Update("disc", d_loss), Update("gen", g_loss)])` runs the updates in order in
+  one step, each seeing what the previous one left. `mutable_updates` is then
+  `{network_field: collections}` for every network whose collections the loss changed (a
+  discriminator run in training mode during the generator's update updates its BatchNorm
+  statistics too); the factory checks each is complete, so none is silently dropped. Metrics are
+  prefixed with the network's field name (`disc_loss`, `gen_grad_norm`).
+
+Optionally `batch_fn(feed, step) -> batch` turns what the host passes in (`feed`: e.g. a
+device-resident dataset plus this epoch's permutation) into the batch *inside* jit, so small
+datasets are shuffled, batched and augmented without a host round trip per step.
+
+The same pure step (`jit=False`) is what RL agents call inside their own `lax.scan`, so every
+family shares the gradient and optimizer code.
 """
 
-from typing import Any, Callable
+import dataclasses
+from typing import Any, Callable, Sequence
 
 import jax
 import optax
@@ -24,24 +38,77 @@ from dljax.train_state import TrainState
 LossFn = Callable[..., tuple[jax.Array, tuple[dict, Any]]]
 
 
-def make_train_step(loss_fn: LossFn, batch_fn: Callable | None = None, *, steps_per_call: int = 1,
-                    jit: bool = True):
+@dataclasses.dataclass(frozen=True)
+class Update:
+  """One gradient update inside a train step: `loss_fn` trains the `TrainState` in field
+  `network` of the step's state."""
+
+  network: str
+  loss_fn: LossFn
+
+
+def _with_mutable(net: TrainState, name: str, collections) -> TrainState:
+  if jax.tree.structure(collections) != jax.tree.structure(net.mutable):
+    raise ValueError(
+        f"a loss returned mutable collections for {name!r} that do not match its state: got "
+        f"{jax.tree.structure(collections)}, expected {jax.tree.structure(net.mutable)}")
+  return net.replace(mutable=dict(collections))
+
+
+def _gradient_update(state, update: Update, batch):
+  """`update` applied to `state`: (new state, metrics prefixed by the network's name)."""
+  net = getattr(state, update.network)
+  rng = jax.random.fold_in(net.rng, net.step)
+  grad_fn = jax.value_and_grad(update.loss_fn, has_aux=True)
+  (loss, (metrics, mutable)), grads = grad_fn(net.params, state, batch, rng, True)
+  state = state.replace(**{update.network: net.apply_gradients(grads)})
+  for name, collections in (mutable or {}).items():
+    state = state.replace(**{name: _with_mutable(getattr(state, name), name, collections)})
+  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
+  return state, {f"{update.network}_{k}": v for k, v in metrics.items()}
+
+
+def _single_update(loss_fn: LossFn, state: TrainState, batch):
+  """The one-network case: the state is the `TrainState` itself and metrics keep their names."""
+  rng = jax.random.fold_in(state.rng, state.step)
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  (loss, (metrics, mutable)), grads = grad_fn(state.params, state, batch, rng, True)
+  state = state.apply_gradients(grads)
+  if mutable is not None:
+    state = _with_mutable(state, "the model", mutable)
+  return state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
+
+
+def make_train_step(
+  losses: LossFn | Sequence[Update],
+  batch_fn: Callable | None = None,
+  *,
+  steps_per_call: int = 1,
+  jit: bool = True,
+):
   """Returns `train_step(state, feed) -> (state, metrics)`; with `jit`, `state` is donated.
 
-  With `steps_per_call > 1` one call runs that many steps in a `lax.scan` and returns metrics
-  stacked along a leading axis: for small steps on XLA:CPU this saves the per-call dispatch
-  overhead (nanoGPT's CPU shape: 35 ms/step instead of 48 ms).
+  `losses` is one loss function (the state is a `TrainState`) or a sequence of `Update`s (the
+  state holds one `TrainState` per updated network). With `steps_per_call > 1` one call runs that
+  many steps in a `lax.scan` and returns metrics stacked along a leading axis: for small steps on
+  XLA:CPU this saves the per-call dispatch overhead (nanoGPT's CPU shape: 35 ms/step instead of
+  48 ms).
   """
+  updates = None if callable(losses) else tuple(losses)
 
-  def train_step(state: TrainState, feed):
-    batch = batch_fn(feed, state.step) if batch_fn is not None else feed
-    rng = jax.random.fold_in(state.rng, state.step)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, (metrics, mutable)), grads = grad_fn(state.params, state, batch, rng, True)
-    state = state.apply_gradients(grads, mutable)
-    return state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
+  def train_step(state, feed):
+    if updates is None:
+      batch = batch_fn(feed, state.step) if batch_fn is not None else feed
+      return _single_update(losses, state, batch)
+    step = getattr(state, updates[0].network).step
+    batch = batch_fn(feed, step) if batch_fn is not None else feed
+    metrics = {}
+    for update in updates:
+      state, update_metrics = _gradient_update(state, update, batch)
+      metrics.update(update_metrics)
+    return state, metrics
 
-  def train_steps(state: TrainState, feed):
+  def train_steps(state, feed):
     return jax.lax.scan(lambda s, _: train_step(s, feed), state, length=steps_per_call)
 
   step_fn = train_step if steps_per_call == 1 else train_steps
@@ -49,10 +116,13 @@ def make_train_step(loss_fn: LossFn, batch_fn: Callable | None = None, *, steps_
 
 
 def make_eval_step(loss_fn: LossFn, *, jit: bool = True):
-  """Returns `eval_step(state, batch) -> metrics`: the loss and metrics in inference mode."""
+  """Returns `eval_step(state, batch, rng) -> metrics`: the loss and metrics in inference mode.
 
-  def eval_step(state: TrainState, batch):
-    loss, (metrics, _) = loss_fn(state.params, state, batch, None, False)
+  `rng` reaches the loss (with `train=False`) for models that sample in evaluation (a VAE).
+  """
+
+  def eval_step(state: TrainState, batch, rng):
+    loss, (metrics, _) = loss_fn(state.params, state, batch, rng, False)
     return {"loss": loss, **metrics}
 
   return jax.jit(eval_step) if jit else eval_step

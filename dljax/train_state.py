@@ -9,7 +9,9 @@ import optax
 
 @flax.struct.dataclass
 class TrainState:
-  """Parameters, optimizer state, step, RNG key and mutable model collections.
+  """One network's parameters, optimizer state, step, RNG key and mutable model collections.
+
+  A state with several networks (dljax.steps.Update) holds one `TrainState` per network.
 
   `mutable` holds Flax collections that the forward pass updates (BatchNorm's `batch_stats`);
   it is an empty dict for models without any. `rng` is a raw uint32 key: each step derives its
@@ -32,11 +34,10 @@ class TrainState:
                opt_state=tx.init(params), rng=rng, mutable=dict(mutable or {}),
                apply_fn=apply_fn, tx=tx)
 
-  def apply_gradients(self, grads, mutable=None):
+  def apply_gradients(self, grads):
     updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
     return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
-                        opt_state=opt_state,
-                        mutable=self.mutable if mutable is None else dict(mutable))
+                        opt_state=opt_state)
 
   def variables(self, params=None):
     """The `variables` dict for `apply_fn`: params plus the mutable collections."""

@@ -5,7 +5,8 @@ Each update folds `rollout_steps` steps of `num_envs` envs into `dqn.n_step`-ste
 buffer (plain device arrays, part of the checkpointed state), then, once `learning_starts` are in,
 takes `dqn.gradient_steps` steps of the spine's pure train step on uniformly sampled minibatches.
 Every `dqn.target_update_every` gradient steps the target network moves a fraction `dqn.target_tau`
-of the way to the online one (Polyak averaging; tau 1 is a hard copy).
+of the way to the online one (Polyak averaging; tau 1 is a hard copy). The two networks form one
+state (`QNetworks`) on the spine's several-network step: the loss reads the target from it.
 Config keys: `experiments/configs/cartpole_dqn.py`.
 """
 
@@ -21,16 +22,23 @@ from dljax.models import build_model
 from dljax.optim import make_optimizer
 from dljax.rl import common
 from dljax.rl.envs import Box
-from dljax.steps import make_train_step
+from dljax.steps import Update, make_train_step
 from dljax.train_state import TrainState, init_model_state
 
 BUFFER_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "discount")
 
 
 @flax.struct.dataclass
+class QNetworks:
+  """The Q-network trained by gradient steps and its slowly following target."""
+
+  online: TrainState
+  target: Any  # parameters only: Polyak-averaged, never trained by a gradient
+
+
+@flax.struct.dataclass
 class DQNState:
-  train: TrainState
-  target_params: Any
+  q: QNetworks
   buffer: dict  # BUFFER_FIELDS -> [buffer_size, ...]
   env_steps: jax.Array  # transitions collected so far; also where the buffer writes next
 
@@ -69,6 +77,20 @@ def double_dqn_target(reward, terminated, discount, online_next_q, target_next_q
   return reward + discount * (1.0 - terminated) * next_q
 
 
+def double_dqn_loss(params, q: QNetworks, batch, rng, train):
+  """Huber loss of the online Q-values against double-DQN targets from the target network."""
+  del rng, train
+  online = q.online
+  q_taken = online.apply_fn(online.variables(params), batch["obs"])
+  q_taken = jnp.take_along_axis(q_taken, batch["action"][:, None], axis=-1)[:, 0]
+  target = double_dqn_target(
+      batch["reward"], batch["terminated"], batch["discount"],
+      online.apply_fn(online.variables(params), batch["next_obs"]),
+      online.apply_fn({"params": q.target}, batch["next_obs"]))
+  loss = optax.huber_loss(q_taken, jax.lax.stop_gradient(target)).mean()
+  return loss, ({"q": q_taken.mean()}, None)
+
+
 def make_agent(config, s: common.Setup) -> common.Agent:
   cfg = config.dqn
   action_space = s.env.action_space
@@ -81,18 +103,19 @@ def make_agent(config, s: common.Setup) -> common.Agent:
   tx = make_optimizer(config.optimizer, s.num_updates * cfg.gradient_steps)
   obs_shape = s.env.observation_space.shape
   exploration_steps = cfg.epsilon_fraction * s.num_updates * s.steps_per_update
+  train_step = make_train_step([Update("online", double_dqn_loss)], jit=False)
 
   def epsilon(env_steps):
     progress = jnp.minimum(env_steps / exploration_steps, 1.0)
     return cfg.epsilon_start + progress * (cfg.epsilon_end - cfg.epsilon_start)
 
   def init(key):
-    train = init_model_state(model, tx, key, jnp.zeros((1, *obs_shape)))
+    online = init_model_state(model, tx, key, jnp.zeros((1, *obs_shape)))
     size = (cfg.buffer_size,)
     buffer = {"obs": jnp.zeros(size + obs_shape), "action": jnp.zeros(size, jnp.int32),
               "reward": jnp.zeros(size), "next_obs": jnp.zeros(size + obs_shape),
               "terminated": jnp.zeros(size, bool), "discount": jnp.zeros(size)}
-    return DQNState(train, train.params, buffer, jnp.int32(0))
+    return DQNState(QNetworks(online, online.params), buffer, jnp.int32(0))
 
   def draw_noise(key, shape):
     explore_key, action_key = jax.random.split(key)
@@ -100,7 +123,7 @@ def make_agent(config, s: common.Setup) -> common.Agent:
             "action": jax.random.randint(action_key, shape, 0, action_space.n)}
 
   def act(state, obs, noise):
-    q = state.train.apply_fn(state.train.variables(), obs)
+    q = state.q.online.apply_fn(state.q.online.variables(), obs)
     explore = noise["explore"] < epsilon(state.env_steps)
     return jnp.where(explore, noise["action"], jnp.argmax(q, axis=-1)), {}
 
@@ -112,39 +135,23 @@ def make_agent(config, s: common.Setup) -> common.Agent:
         transitions[k].reshape(n, *state.buffer[k].shape[1:])) for k in BUFFER_FIELDS}
     env_steps = state.env_steps + n
 
-    def double_dqn_loss(params, train_state, feed, rng, train):
-      del rng, train
-      batch, target_params = feed
-      q = train_state.apply_fn(train_state.variables(params), batch["obs"])
-      q = jnp.take_along_axis(q, batch["action"][:, None], axis=-1)[:, 0]
-      target = double_dqn_target(
-          batch["reward"], batch["terminated"], batch["discount"],
-          train_state.apply_fn(train_state.variables(params), batch["next_obs"]),
-          train_state.apply_fn({"params": target_params}, batch["next_obs"]))
-      loss = optax.huber_loss(q, jax.lax.stop_gradient(target)).mean()
-      return loss, ({"q": q.mean()}, None)
-
-    train_step = make_train_step(double_dqn_loss, jit=False)
-
-    def gradient_step(carry, batch):
-      train, target = carry
-      train, metrics = train_step(train, (batch, target))
-      tau = jnp.where(train.step % cfg.target_update_every == 0, cfg.target_tau, 0.0)
-      return (train, optax.incremental_update(train.params, target, tau)), metrics
+    def gradient_step(q, batch):
+      q, metrics = train_step(q, batch)
+      tau = jnp.where(q.online.step % cfg.target_update_every == 0, cfg.target_tau, 0.0)
+      return q.replace(target=optax.incremental_update(q.online.params, q.target, tau)), metrics
 
     indices = jax.random.randint(key, (cfg.gradient_steps, cfg.batch_size), 0,
                                  jnp.minimum(env_steps, cfg.buffer_size))
     minibatches = jax.tree.map(lambda x: x[indices], buffer)
-    learned, metrics = jax.lax.scan(gradient_step, (state.train, state.target_params), minibatches)
+    learned, metrics = jax.lax.scan(gradient_step, state.q, minibatches)
     # Under vmap a `cond` runs both branches anyway, so warm-up updates are computed and dropped.
     ready = env_steps >= cfg.learning_starts
-    train, target = jax.tree.map(lambda new, old: jnp.where(ready, new, old), learned,
-                                 (state.train, state.target_params))
+    q = jax.tree.map(lambda new, old: jnp.where(ready, new, old), learned, state.q)
     metrics = {**jax.tree.map(jnp.mean, metrics), "epsilon": epsilon(state.env_steps)}
-    return DQNState(train, target, buffer, env_steps), metrics
+    return DQNState(q, buffer, env_steps), metrics
 
   def greedy(state, obs):
-    return jnp.argmax(state.train.apply_fn(state.train.variables(), obs), axis=-1)
+    return jnp.argmax(state.q.online.apply_fn(state.q.online.variables(), obs), axis=-1)
 
   return common.Agent(init=init, draw_noise=draw_noise, act=act, update=update, greedy=greedy,
                       identity={"model": config.model.to_dict(), "buffer_size": cfg.buffer_size})

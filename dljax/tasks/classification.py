@@ -53,11 +53,12 @@ def build_experiment(config, mesh) -> Experiment:
     return batch
 
   eval_step = make_eval_step(classification_loss)
+  eval_rng = jax.random.PRNGKey(config.seed + 1)
   test_batches = eval_batches({"image": data.test_images, "label": data.test_labels},
                               config.eval_batch_size, mesh)
 
   def evaluate(state):
-    metrics = evaluate_batches(eval_step, state, test_batches)
+    metrics = evaluate_batches(eval_step, state, test_batches, eval_rng)
     return {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}
 
   return Experiment(

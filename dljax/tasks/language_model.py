@@ -93,9 +93,10 @@ def build_experiment(config, mesh) -> Experiment:
                                                     config.block_size, seed=config.seed))
   val_batches = eval_batches({"inputs": inputs, "targets": targets}, config.eval_batch_size, mesh)
   eval_step = make_eval_step(lm_loss)
+  eval_rng = jax.random.PRNGKey(config.seed + 2)
 
   def evaluate(state):
-    return {"val_loss": evaluate_batches(eval_step, state, val_batches)["loss"]}
+    return {"val_loss": evaluate_batches(eval_step, state, val_batches, eval_rng)["loss"]}
 
   def write_sample(state, step, workdir):
     if not config.sample_tokens:
