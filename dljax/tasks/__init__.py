@@ -9,6 +9,7 @@ from dljax.errors import unknown_name
 
 TASKS = {
     "basics": "dljax.tasks.basics",
+    "basics_compare": "dljax.tasks.basics_compare",
     "classification": "dljax.tasks.classification",
     "language_model": "dljax.tasks.language_model",
     "ppo": "dljax.rl.ppo",

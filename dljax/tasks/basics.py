@@ -150,13 +150,15 @@ def build_experiment(config, mesh) -> Experiment:
 
   eval_step = make_eval_step(loss_fn)
   test_batches = eval_batches(data.test, config.eval_batch_size, mesh)
+  eval_rng = jax.random.PRNGKey(config.seed + 1)
   grad_check_batch = jax.tree.map(lambda a: a[:GRAD_CHECK_EXAMPLES], data.train)
 
   def grad_check_loss(state, params):
     return loss_fn(params, state, grad_check_batch, None, False)[0]
 
   def evaluate(state):
-    metrics = {f"test_{k}": v for k, v in evaluate_batches(eval_step, state, test_batches).items()}
+    metrics = {f"test_{k}": v for k, v in evaluate_batches(eval_step, state, test_batches,
+                                                                       eval_rng).items()}
     if data.true_kernel is not None and not config.model.hidden:
       metrics.update(_linear_fit_metrics(config, data, state.params))
     if config.grad_check:
