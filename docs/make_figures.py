@@ -168,7 +168,7 @@ def attention_map(workdir: str, out: str, text: str):
       if layer == 0:
         ax.set_title(f"head {head}", fontsize=8)
   fig.suptitle(f"attention over {text!r} (row: query, column: key)", fontsize=8)
-  fig.tight_layout(pad=0.3)
+  fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.97))
   fig.savefig(out, dpi=100)
   plt.close(fig)
 
@@ -200,14 +200,19 @@ def cartpole_episode(policy, seed: int, num_steps: int) -> list:
   return states
 
 
-def draw_cartpole(ax, state, title: str):
-  """The cart (a box on the track) and its 1 m pole, from a CartPole state."""
+def draw_cartpole(ax, state, t: int, end: bool):
+  """The cart (a box on the track), its 1 m pole and, dashed, the angles that end an episode."""
+  from dljax.rl.envs.cartpole import CartPoleParams
   x, theta = float(state.x), float(state.theta)
+  limit = CartPoleParams().theta_threshold_radians
   ax.plot([-2.4, 2.4], [0, 0], color="gray", linewidth=1)
+  for angle in (-limit, limit):
+    ax.plot([x, x + np.sin(angle)], [0.1, 0.1 + np.cos(angle)], color="gray", linewidth=0.5,
+            linestyle="--")
   ax.add_patch(_pyplot().Rectangle((x - 0.25, -0.1), 0.5, 0.2, color="steelblue"))
   ax.plot([x, x + np.sin(theta)], [0.1, 0.1 + np.cos(theta)], color="peru", linewidth=3)
   ax.set(xlim=(-2.5, 2.5), ylim=(-0.3, 1.3), aspect="equal", xticks=[], yticks=[])
-  ax.set_title(title, fontsize=8)
+  ax.set_title(f"t = {t}{' (end)' if end else ''}, {np.degrees(theta):+.1f}°", fontsize=7)
 
 
 def cartpole_filmstrip(workdir: str, out: str, frames: int = 6):
@@ -231,9 +236,8 @@ def cartpole_filmstrip(workdir: str, out: str, frames: int = 6):
   fig, axes = plt.subplots(2, frames, figsize=(1.6 * frames, 2.3))
   for row, (label, states) in zip(axes, episodes.items()):
     for ax, t in zip(row, np.linspace(0, len(states) - 1, frames).round().astype(int)):
-      draw_cartpole(ax, states[t], f"t = {t}")
+      draw_cartpole(ax, states[t], t, end=t == len(states) - 1)
     row[0].set_ylabel(label, fontsize=7)
-    row[-1].set_title(f"t = {len(states) - 1} (end)", fontsize=8)
   fig.tight_layout(pad=0.3)
   fig.savefig(out, dpi=90)
   plt.close(fig)
