@@ -13,7 +13,6 @@ import pytest
 from conftest import load_config
 
 from dljax import parallel
-from dljax.models import build_model
 from dljax.tasks import basics_compare, train
 from dljax.tasks.basics import gradient_descent
 from dljax.tasks.basics_gradcheck import max_relative_error
@@ -40,26 +39,32 @@ def test_smoke_variant_runs_end_to_end(name, tmp_path):
     assert summary["final"]["grad_max_rel_error"] < 1e-5
 
 
-def test_jax_grad_matches_finite_differences_and_a_wrong_gradient_is_caught():
-  model = build_model("mlp", num_classes=3, hidden=(8,), activation="tanh")
-  x = jax.random.normal(jax.random.PRNGKey(0), (32, 4))
-  labels = jnp.arange(32) % 3
-  params = model.init(jax.random.PRNGKey(1), x)["params"]
-
-  def loss(params):
-    logits = model.apply({"params": params}, x)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-  assert max_relative_error(loss, params) < 1e-6
+def tanh_with_derivative_scaled_by(factor: float):
+  """tanh whose derivative autodiff takes to be `factor` * (1 - tanh^2): wrong unless factor=1."""
 
   @jax.custom_jvp
-  def wrong_tanh(z):
+  def tanh(z):
     return jnp.tanh(z)
 
-  wrong_tanh.defjvp(lambda primals, tangents: (jnp.tanh(primals[0]), 1.1 * tangents[0]
-                                               * (1 - jnp.tanh(primals[0]) ** 2)))
-  assert max_relative_error(lambda p: jnp.sum(wrong_tanh(p["w"])), {"w": x[0]}) == \
-      pytest.approx(0.1 / 1.1, rel=1e-3)
+  tanh.defjvp(lambda primals, tangents: (jnp.tanh(primals[0]),
+                                         factor * (1 - jnp.tanh(primals[0]) ** 2) * tangents[0]))
+  return tanh
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.1])
+def test_finite_differences_confirm_a_right_gradient_and_catch_a_wrong_one(factor):
+  tanh = tanh_with_derivative_scaled_by(factor)
+  x = jax.random.normal(jax.random.PRNGKey(0), (16, 3))
+
+  def loss(params):  # a one-hidden-layer regression
+    return jnp.mean((tanh(x @ params["w1"]) @ params["w2"] - 1.0) ** 2)
+
+  params = {"w1": jax.random.normal(jax.random.PRNGKey(1), (3, 4)), "w2": jnp.ones(4)}
+  error = max_relative_error(loss, params)
+  if factor == 1.0:
+    assert error < 1e-6
+  else:  # w2's gradient does not involve the derivative; w1's is 1.1 times too large
+    assert error == pytest.approx(0.1 / 1.1, rel=1e-3)
 
 
 def test_hand_written_gradient_descent_is_optax_sgd():
