@@ -104,6 +104,7 @@ LOSSES = {"linear": squared_error_loss, "logistic": logistic_loss, "moons": clas
 
 @jax.jit
 def class_one_probability(state, points):
+  """The two-moons classifier's p(class 1 | point) for points [n, 2]."""
   return jax.nn.softmax(state.apply_fn(state.variables(), points))[:, 1]
 
 
@@ -128,15 +129,15 @@ def build_experiment(config, mesh) -> Experiment:
   if config.update_rule not in UPDATE_RULES:
     raise DljaxError(f"update_rule={config.update_rule!r} is not one of {', '.join(UPDATE_RULES)}; "
                      f"set --config.update_rule=optax or --config.update_rule=jax_grad")
+  if config.num_steps < 1:
+    raise DljaxError(f"num_steps={config.num_steps}: the basics configs count steps; set "
+                     f"--config.num_steps to a positive number")
   data = load_toy_data(config.problem, config.num_train, config.num_test, config.num_features,
                        config.noise, config.data_seed)
   loss_fn = LOSSES[config.problem]
   num_outputs = 2 if config.problem == "moons" else 1
   model = build_model(config.model.name, num_classes=num_outputs, **model_kwargs(config))
   train_data = DeviceDataset(data.train, config.batch_size, config.seed, mesh)
-  if config.num_steps < 1:
-    raise DljaxError(f"num_steps={config.num_steps}: the basics configs count steps; set "
-                     f"--config.num_steps to a positive number")
   if config.update_rule == "jax_grad":
     tx = gradient_descent(config.optimizer.learning_rate)
   else:
@@ -164,8 +165,8 @@ def build_experiment(config, mesh) -> Experiment:
     return loss_fn(params, state, grad_check_batch, None, False)[0]
 
   def evaluate(state):
-    metrics = {f"test_{k}": v for k, v in evaluate_batches(eval_step, state, test_batches,
-                                                                       eval_rng).items()}
+    test_metrics = evaluate_batches(eval_step, state, test_batches, eval_rng)
+    metrics = {f"test_{k}": v for k, v in test_metrics.items()}
     if linear_fit:  # how far the fitted weights are from the generating ones
       dense = jax.device_get(state.params["Dense_0"])
       metrics["weight_error"] = _relative_error(dense["kernel"][:, 0], data.true_kernel)

@@ -49,7 +49,7 @@ def _check_variants(config):
   for name, variant in config.variants.items():
     if not name.isidentifier():
       raise DljaxError(f"variant name {name!r} must be a Python identifier (it names a state "
-                       f"field and the metrics' prefix); rename it, e.g. {name.replace('-', '_')!r}")
+                       f"field and prefixes the metrics); rename it in the config")
     missing = [f for f in VARIANT_FIELDS if f not in variant]
     if missing:
       raise DljaxError(f"variant {name!r} lacks {', '.join(missing)}; give every variant "

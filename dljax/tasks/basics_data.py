@@ -29,7 +29,7 @@ class ToyData:
 
 def _regression(kind: str, num_train: int, num_test: int, num_features: int, noise: float,
                 seed: int) -> ToyData:
-  """x ~ N(0, I); linear: y = x.w + b + noise * N(0, 1); logistic: y ~ Bernoulli(sigmoid(x.w + b))."""
+  """x ~ N(0, I); y = x.w + b + noise * N(0, 1) (linear) or ~ Bernoulli(sigmoid(x.w + b))."""
   rng = np.random.default_rng(seed)
   kernel, bias = rng.normal(size=num_features), float(rng.normal())
   x = rng.normal(size=(num_train + num_test, num_features))

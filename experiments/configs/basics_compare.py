@@ -31,15 +31,15 @@ def variant(optimizer: str, learning_rate: float, activation: str = "relu",
 
 def get_config(variant_name: str = ""):
   c = base_config()
-  c.task = "basics_compare"
+  c.task = "basics_compare"  # dljax.tasks.basics_compare
   c.dataset = "mnist5k"  # 4,000 train / 1,000 test real MNIST digits, offline
   c.hidden = (256, 256)  # every variant's MLP widths
-  c.batch_size = 128
-  c.eval_batch_size = 1000
+  c.batch_size = 128  # one batch, shared by every variant at each step
+  c.eval_batch_size = 1000  # the 1,000 test digits in one batch
   c.num_epochs = 10  # num_steps = num_epochs * (4000 // batch_size) unless set
   c.eval_every_steps = 31  # about once per epoch: the accuracy curves
-  c.log_every_steps = 10
-  c.checkpoint_every_steps = 155
+  c.log_every_steps = 10  # points of the training-loss curves
+  c.checkpoint_every_steps = 155  # every 5 epochs
   c.optimizer.schedule = "constant"  # shared by all variants: compare the update rules alone
   c.variants = ml_collections.ConfigDict({  # name -> variant(...); names label the metrics
       "sgd": variant("sgd", 0.05),
@@ -52,13 +52,13 @@ def get_config(variant_name: str = ""):
       "adam_unit_normal": variant("adam", 1e-3, kernel_init="unit_normal"),
   })
   if variant_name == "smoke":
-    c.dataset = "digits"
+    c.dataset = "digits"  # scikit-learn's 8x8 digits: loads in no time
     c.hidden = (16,)
     c.batch_size = 32
-    c.variants = ml_collections.ConfigDict({"sgd": c.variants.sgd,
+    c.variants = ml_collections.ConfigDict({"sgd": c.variants.sgd,  # two differing variants
                                             "adam_tanh": c.variants.adam_tanh})
     make_smoke(c)
-    c.eval_every_steps = 10
+    c.eval_every_steps = 10  # two evaluations, two redraws of comparison.png
   elif variant_name:
     raise ValueError(f"unknown variant {variant_name!r} of basics_compare; known: smoke")
   return c

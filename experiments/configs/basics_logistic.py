@@ -16,21 +16,21 @@ from dljax.tasks.basics import basics_config
 
 def get_config(variant: str = ""):
   c = basics_config()
-  c.problem = "logistic"
-  c.num_features = 5
+  c.problem = "logistic"  # y ~ Bernoulli(sigmoid(x.w + b)) (dljax.tasks.basics_data)
+  c.num_features = 5  # x ~ N(0, I_5)
   c.num_train = 4000  # the maximum-likelihood weights approach the true ones as 1/sqrt(n)
-  c.num_steps = 600
+  c.num_steps = 600  # 15 epochs of batch 100
   c.eval_every_steps = 40  # the weight error is measured at each evaluation
-  c.optimizer.name = "adam"
+  c.optimizer.name = "adam"  # minibatch Adam (optax)
   c.optimizer.learning_rate = 0.05
-  c.optimizer.schedule = "cosine"
+  c.optimizer.schedule = "cosine"  # decays to 0: the last steps average out the minibatch noise
   if variant in ("jax_grad", "jax_grad_smoke"):
-    c.update_rule = "jax_grad"
+    c.update_rule = "jax_grad"  # theta <- theta - lr * grad (basics.gradient_descent)
     c.batch_size = c.num_train  # full-batch gradient descent: converges to the exact optimum
     c.optimizer.learning_rate = 2.0  # the loss's Hessian is E[p (1 - p) x x^T] <= I / 4
   if variant in ("smoke", "jax_grad_smoke"):
     make_smoke(c, num_steps=60)
-    c.eval_every_steps = 30
+    c.eval_every_steps = 30  # two evaluations
   elif variant not in ("", "jax_grad"):
     raise ValueError(f"unknown variant {variant!r} of basics_logistic; known: jax_grad, smoke, "
                      f"jax_grad_smoke")
