@@ -7,6 +7,10 @@ The first command trains the classifier whose features `fid_mnist_cnn` compares 
 Defaults to the offline `mnist5k` (4,000 train digits); --config.dataset=fashion_mnist or cifar10
 (32x32x3) through TFDS, with --config.fid_classifier_workdir='' unless a classifier of such
 images is given. Variant `smoke` runs in seconds without a classifier (tests).
+
+Measured on the shared 2-core CPU (2 CPU devices, jax 0.10.2), heavily loaded (load average
+11-19): fid_mnist_cnn 184.5 (real-vs-real floor 7.2; the MLP VAE: 211.7) after 3,000 steps,
+1,429 s wall at 412 ms/step, 358 s of CPU time; ~90 ms/step on a quiet machine (~5 minutes).
 """
 
 import ml_collections
