@@ -134,8 +134,9 @@ class _Run:
     return NonFiniteLossError(
         f"the {what} became NaN or inf at step {step}; training stopped. The last good "
         f"checkpoint (step {self.last_saved}) is kept in {self.checkpointer.directory}. Fix: lower "
-        f"--config.optimizer.learning_rate or clip gradients (--config.optimizer.grad_clip_norm=1.0),"
-        f" then rerun the same command to resume from that checkpoint.")
+        f"the learning rate or clip gradients (the config's optimizer block(s), e.g. "
+        f"--config.optimizer.grad_clip_norm=1.0), then rerun the same command to resume from that "
+        f"checkpoint.")
 
   def flush(self) -> dict[str, float]:
     """Fetches pending metrics, stops on non-finite ones, logs their means."""
