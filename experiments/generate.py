@@ -31,7 +31,8 @@ def main(argv):
   from dljax.checkpoint import Checkpointer
   from dljax.data.text import CharVocab
   from dljax.errors import DljaxError
-  from dljax.tasks.language_model import build_from_spec, sample_text
+  from dljax.models import build_from_spec
+  from dljax.tasks.language_model import sample_text
 
   directory = os.path.join(_WORKDIR.value, "checkpoints")
   step = _STEP.value or (Checkpointer(directory, {}).latest_step() if os.path.isdir(directory)

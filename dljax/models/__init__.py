@@ -10,6 +10,7 @@ from dljax.models.mlp import MLP
 from dljax.models.resnet import ResNet18, ResNet20
 from dljax.models.rl import ActorCritic, QNetwork
 from dljax.models.rnn_lm import RNNLM
+from dljax.models.vae import ConvVAE, MLPVAE
 
 MODELS = {
     "mlp": MLP,
@@ -21,6 +22,8 @@ MODELS = {
     "gru": functools.partial(RNNLM, cell_type="gru"),
     "rl_actor_critic": ActorCritic,
     "rl_q_network": QNetwork,
+    "vae_mlp": MLPVAE,
+    "vae_conv": ConvVAE,
 }
 
 
@@ -36,3 +39,11 @@ def accepts(name: str, field: str) -> bool:
   if name not in MODELS:
     raise unknown_name("model", name, MODELS)
   return field in inspect.signature(MODELS[name]).parameters
+
+
+def build_from_spec(spec: dict):
+  """The model a checkpoint's JSON spec describes: its registry `name` plus constructor arguments
+  (JSON lists become the tuples the config had)."""
+  spec = dict(spec)
+  return build_model(spec.pop("name"), **{k: tuple(v) if isinstance(v, list) else v
+                                          for k, v in spec.items()})

@@ -12,6 +12,7 @@ TASKS = {
     "language_model": "dljax.tasks.language_model",
     "ppo": "dljax.rl.ppo",
     "dqn": "dljax.rl.dqn",
+    "vae": "dljax.tasks.vae",
 }
 
 
