@@ -17,7 +17,7 @@ from dljax.config import base_config, make_smoke
 def get_config(variant: str = ""):
   c = base_config()
   c.task = "vae"
-  c.dataset = "mnist5k"  # grayscale images [H, W, 1]: mnist5k, mnist, fashion_mnist, binarized_mnist
+  c.dataset = "mnist5k"  # grayscale [H, W, 1]: mnist5k, mnist, fashion_mnist, binarized_mnist
   c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
   c.tfds_download = True  # let TFDS download and prepare a missing dataset
   c.batch_size = 64  # training images per step (more updates per epoch than 128: better in 3 min)
@@ -37,7 +37,7 @@ def get_config(variant: str = ""):
   c.optimizer.schedule = "cosine"
   if variant == "conv":
     c.model.name = "vae_conv"
-    c.model.features = (32, 64)  # channels of the stride-2 conv stages (decoder: reversed)
+    c.model.features = (16, 32)  # channels of the downsampling conv stages (decoder: reversed)
     c.model.hidden = 256
   elif variant == "latent2":
     c.model.latent_dim = 2
