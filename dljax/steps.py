@@ -28,7 +28,8 @@ family shares the gradient and optimizer code.
 """
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import optax

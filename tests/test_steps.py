@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import assert_trees_equal
 
 from dljax.steps import Update, make_train_step
 from dljax.train_state import TrainState, init_model_state
-from conftest import assert_trees_equal
 
 
 class Net(nn.Module):
@@ -89,7 +89,7 @@ def test_updates_run_in_order_and_keep_every_mutable_change():
 
 def test_an_incomplete_mutable_update_is_refused():
   def partial_loss(params, pair, batch, rng, train):
-    loss, (metrics, mutable) = a_loss(params, pair, batch, rng, train)
+    loss, (metrics, _) = a_loss(params, pair, batch, rng, train)
     return loss, (metrics, {"a": {}})  # the batch_stats collection is missing
 
   with pytest.raises(ValueError, match="do not match"):

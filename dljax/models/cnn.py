@@ -53,6 +53,8 @@ class CNN(nn.Module):
 
   conv: "flax" (`nn.Conv`) or "shift" (`ShiftConv`, the same function, faster on CPU).
   pool: "max" or "avg" (see `pool2x2`).
+  The input of the logits layer is sown as `intermediates/features` (read it with
+  `apply(..., mutable=["intermediates"])`): dljax.fid's feature space.
   """
 
   num_classes: int
@@ -74,4 +76,6 @@ class CNN(nn.Module):
     x = x.reshape(x.shape[0], -1)
     x = nn.relu(nn.Dense(self.dense)(x))
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    if not self.is_initializing():  # init would store it as a model collection of the state
+      self.sow("intermediates", "features", x)
     return nn.Dense(self.num_classes)(x)
