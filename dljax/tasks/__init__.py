@@ -8,6 +8,8 @@ import importlib
 from dljax.errors import unknown_name
 
 TASKS = {
+    "basics": "dljax.tasks.basics",
+    "basics_compare": "dljax.tasks.basics_compare",
     "classification": "dljax.tasks.classification",
     "language_model": "dljax.tasks.language_model",
     "ppo": "dljax.rl.ppo",

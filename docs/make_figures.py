@@ -1,0 +1,284 @@
+"""Regenerates the guidebook's figures (docs/figures/*.png) by running the chapters' commands.
+
+  python docs/make_figures.py [--runs runs/docs] [--chapters basics,vision,sequence,rl] [--rerun]
+
+Every run is a page's command, `python -m experiments.train --config ... --workdir RUNS/NAME`;
+one whose summary.json exists is reused unless --rerun. The figures are PNGs the runs wrote,
+copied, and a few drawn here from the runs' checkpoints (GPT attention maps, CartPole
+filmstrips), all stored as palette PNGs (< 100 KB each). Prints every run's final metrics and
+wall time: the numbers the pages quote. About 5 minutes on a 2-core CPU.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIGURES = os.path.join(REPO, "docs", "figures")
+CORPUS = "text:../shared/data/tinyshakespeare.txt"
+MAX_FIGURE_BYTES = 100_000
+
+# run name -> (chapter, config spec under experiments/configs/, extra command-line flags)
+RUNS = {
+    "basics_linear": ("basics", "basics_linear.py", ()),
+    "basics_linear_jax_grad": ("basics", "basics_linear.py:jax_grad", ()),
+    "basics_logistic": ("basics", "basics_logistic.py", ()),
+    "basics_logistic_jax_grad": ("basics", "basics_logistic.py:jax_grad", ()),
+    "basics_moons": ("basics", "basics_moons.py", ()),
+    "basics_gradcheck": ("basics", "basics_gradcheck.py", ()),
+    "basics_compare": ("basics", "basics_compare.py", ()),
+    "mnist_cnn": ("vision", "mnist_cnn.py", ()),
+    "shakespeare_gpt_cpu": ("sequence", "shakespeare_gpt.py:cpu", (f"--config.dataset={CORPUS}",)),
+    "cartpole_ppo": ("rl", "cartpole_ppo.py", ()),
+}
+
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def train(name: str, runs: str, rerun: bool) -> dict:
+  """Runs (or reuses) the command of run `name`; returns its summary.json."""
+  _, spec, flags = RUNS[name]
+  workdir = os.path.join(runs, name)
+  summary_path = os.path.join(workdir, "summary.json")
+  if rerun and os.path.isdir(workdir):
+    shutil.rmtree(workdir)
+  if not os.path.exists(summary_path):
+    command = [sys.executable, "-m", "experiments.train", "--config",
+               f"experiments/configs/{spec}", "--workdir", workdir, "--config.quiet=True", *flags]
+    print("$", " ".join(command[1:]), flush=True)
+    subprocess.run(command, cwd=REPO, check=True)
+  with open(summary_path) as f:
+    return json.load(f)
+
+
+def save_figure(source: str, name: str):
+  """Stores `source` (a PNG) as docs/figures/NAME.png, quantised to a 256-colour palette."""
+  from PIL import Image
+  path = os.path.join(FIGURES, name + ".png")
+  Image.open(source).convert("RGB").quantize(colors=256).save(path, optimize=True)
+  size = os.path.getsize(path)
+  if size > MAX_FIGURE_BYTES:
+    raise SystemExit(f"{path} is {size} bytes, over {MAX_FIGURE_BYTES}: draw it smaller")
+  print(f"  docs/figures/{name}.png ({size // 1000} KB)")
+
+
+def filmstrip(paths: list[str], out: str, titles=None):
+  """The images `paths` side by side in one row."""
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(paths), figsize=(2.4 * len(paths), 2.1))
+  for i, (ax, path) in enumerate(zip(axes, paths)):
+    ax.imshow(plt.imread(path))
+    ax.axis("off")
+    if titles:
+      ax.set_title(titles[i], fontsize=8)
+  fig.tight_layout(pad=0.2)
+  fig.savefig(out, dpi=90)
+  plt.close(fig)
+
+
+def _records(workdir: str, split: str, metric: str) -> np.ndarray:
+  """[(step, value)] of `metric` in a run's metrics.jsonl."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    records = [json.loads(line) for line in f]
+  return np.array([(r["step"], r[metric]) for r in records if r["split"] == split and metric in r])
+
+
+def regression_figure(runs: str, out: str):
+  """Linear (top) and logistic (bottom) regression, optax vs the hand-written update: training
+  loss, and the fitted weights' distance to the generating ones."""
+  plt = _pyplot()
+  fig, axes = plt.subplots(2, 2, figsize=(8, 5.2))
+  for row, problem in zip(axes, ("linear", "logistic")):
+    for suffix, label in (("", "optax"), ("_jax_grad", "jax.grad, by hand")):
+      workdir = os.path.join(runs, f"basics_{problem}{suffix}")
+      loss, error = _records(workdir, "train", "loss"), _records(workdir, "eval", "weight_error")
+      row[0].plot(loss[:, 0], loss[:, 1], label=label)
+      row[1].plot(error[:, 0], error[:, 1], marker="o", markersize=3, label=label)
+    reference = "least_squares" if problem == "linear" else "max_likelihood"
+    value = _records(os.path.join(runs, f"basics_{problem}"), "eval",
+                     f"{reference}_weight_error")[-1, 1]
+    row[1].axhline(value, color="gray", linestyle="--", label=reference.replace("_", " "))
+    row[0].set(title=f"{problem} regression: training loss", xlabel="step",
+               yscale="log" if problem == "linear" else "linear")
+    row[1].set(title="|w - w_true| / |w_true|", yscale="log", xlabel="step")
+    row[1].legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(out, dpi=80)
+  plt.close(fig)
+
+
+def basics_figures(runs: str, scratch: str):
+  regression_figure(runs, os.path.join(scratch, "regression.png"))
+  save_figure(os.path.join(scratch, "regression.png"), "basics_regression")
+  frames_dir = os.path.join(runs, "basics_moons", "boundary")
+  frames = sorted(os.listdir(frames_dir))
+  picks = [frames[i] for i in np.linspace(0, len(frames) - 1, 4).round().astype(int)]
+  filmstrip([os.path.join(frames_dir, f) for f in picks], os.path.join(scratch, "moons.png"))
+  save_figure(os.path.join(scratch, "moons.png"), "basics_moons_boundary")
+  save_figure(os.path.join(runs, "basics_compare", "comparison.png"), "basics_compare")
+
+
+def vision_figures(runs: str, scratch: str):
+  del scratch
+  save_figure(os.path.join(runs, "mnist_cnn", "learning_curves.png"), "vision_mnist_cnn_curves")
+
+
+def _restore(workdir: str):
+  """(raw state tree, meta) of the newest checkpoint in `workdir`."""
+  from dljax.checkpoint import Checkpointer
+  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), {})
+  step = checkpointer.latest_step()
+  return checkpointer.restore_raw(step), checkpointer.read_meta(step)
+
+
+def attention_map(workdir: str, out: str, text: str):
+  """Every layer's and head's attention probabilities over `text` (rows: queries)."""
+  from dljax.data.text import CharVocab
+  from dljax.models.gpt import attention_weights
+  from dljax.tasks.language_model import build_from_spec
+  state, meta = _restore(workdir)
+  model = build_from_spec(meta["model"])
+  tokens = CharVocab.from_json(meta["vocab"]).encode(text)[None]
+  weights = np.asarray(attention_weights(model, {"params": state["params"]}, tokens))[:, 0]
+  plt = _pyplot()
+  layers, heads = weights.shape[:2]
+  fig, axes = plt.subplots(layers, heads, figsize=(1.9 * heads, 1.9 * layers))
+  labels = [c if c != "\n" else "\\n" for c in text]
+  for layer in range(layers):
+    for head in range(heads):
+      ax = axes[layer, head]
+      ax.imshow(weights[layer, head], cmap="magma", vmin=0, vmax=1)
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if layer == layers - 1:
+        ax.set_xticks(range(len(text)), labels, fontsize=4, fontfamily="monospace")
+      if head == 0:
+        ax.set_yticks(range(len(text)), labels, fontsize=4, fontfamily="monospace")
+        ax.set_ylabel(f"layer {layer}", fontsize=8)
+      if layer == 0:
+        ax.set_title(f"head {head}", fontsize=8)
+  fig.suptitle(f"attention over {text!r} (row: query, column: key)", fontsize=8)
+  fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.97))
+  fig.savefig(out, dpi=100)
+  plt.close(fig)
+
+
+def sequence_figures(runs: str, scratch: str):
+  workdir = os.path.join(runs, "shakespeare_gpt_cpu")
+  save_figure(os.path.join(workdir, "learning_curves.png"), "sequence_gpt_curves")
+  attention_map(workdir, os.path.join(scratch, "attention.png"), "ROMEO:\nO, she doth teach the ")
+  save_figure(os.path.join(scratch, "attention.png"), "sequence_gpt_attention")
+
+
+def cartpole_episode(policy, seed: int, num_steps: int) -> list:
+  """CartPole states of one episode under `policy` (obs -> action), until it ends."""
+  import jax
+
+  from dljax.rl import envs
+  env, params = envs.make("CartPole-v1")
+  step = jax.jit(env.step)
+  key = jax.random.PRNGKey(seed)
+  _, state = env.reset(key, params)
+  obs = env.observation(state, params)
+  states = [state]
+  for t in range(num_steps):
+    obs, state, _, terminated, truncated = step(jax.random.fold_in(key, t), state,
+                                                policy(obs), params)
+    states.append(state)
+    if terminated or truncated:
+      break
+  return states
+
+
+def draw_cartpole(ax, state, t: int, end: bool):
+  """The cart (a box on the track), its 1 m pole and, dashed, the angles that end an episode."""
+  from dljax.rl.envs.cartpole import CartPoleParams
+  x, theta = float(state.x), float(state.theta)
+  limit = CartPoleParams().theta_threshold_radians
+  ax.plot([-2.4, 2.4], [0, 0], color="gray", linewidth=1)
+  for angle in (-limit, limit):
+    ax.plot([x, x + np.sin(angle)], [0.1, 0.1 + np.cos(angle)], color="gray", linewidth=0.5,
+            linestyle="--")
+  ax.add_patch(_pyplot().Rectangle((x - 0.25, -0.1), 0.5, 0.2, color="steelblue"))
+  ax.plot([x, x + np.sin(theta)], [0.1, 0.1 + np.cos(theta)], color="peru", linewidth=3)
+  ax.set(xlim=(-2.5, 2.5), ylim=(-0.3, 1.3), aspect="equal", xticks=[], yticks=[])
+  ax.set_title(f"t = {t}{' (end)' if end else ''}, {np.degrees(theta):+.1f}°", fontsize=7)
+
+
+def cartpole_filmstrip(workdir: str, out: str, frames: int = 6):
+  """A random policy's episode above the trained PPO policy's (seed 0), `frames` states each."""
+  import jax
+  import jax.numpy as jnp
+
+  from dljax.models import build_model
+  state, _ = _restore(workdir)
+  with open(os.path.join(workdir, "summary.json")) as f:
+    model_config = json.load(f)["config"]["model"]
+  model = build_model("rl_actor_critic", action_dim=2, hidden=tuple(model_config["hidden"]),
+                      activation=model_config["activation"])
+  params = jax.tree.map(lambda x: x[0], state["agent"]["params"])  # seed 0 of the vmapped seeds
+  logits = jax.jit(lambda obs: model.apply({"params": params}, obs)[0])
+  trained = lambda obs: jnp.argmax(logits(obs))
+  rng = np.random.default_rng(0)
+  episodes = {"random policy": cartpole_episode(lambda obs: rng.integers(2), 0, 500),
+              "trained PPO policy": cartpole_episode(trained, 0, 500)}
+  plt = _pyplot()
+  fig, axes = plt.subplots(2, frames, figsize=(1.6 * frames, 2.3))
+  for row, (label, states) in zip(axes, episodes.items()):
+    for ax, t in zip(row, np.linspace(0, len(states) - 1, frames).round().astype(int)):
+      draw_cartpole(ax, states[t], t, end=t == len(states) - 1)
+    row[0].set_ylabel(label, fontsize=7)
+  fig.tight_layout(pad=0.3)
+  fig.savefig(out, dpi=90)
+  plt.close(fig)
+
+
+def rl_figures(runs: str, scratch: str):
+  workdir = os.path.join(runs, "cartpole_ppo")
+  save_figure(os.path.join(workdir, "returns.png"), "rl_cartpole_ppo_returns")
+  cartpole_filmstrip(workdir, os.path.join(scratch, "filmstrip.png"))
+  save_figure(os.path.join(scratch, "filmstrip.png"), "rl_cartpole_filmstrip")
+
+
+FIGURES_OF = {"basics": basics_figures, "vision": vision_figures, "sequence": sequence_figures,
+              "rl": rl_figures}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--runs", default=os.path.join(REPO, "runs", "docs"),
+                      help="where the runs' workdirs go (reused if they hold a summary.json)")
+  parser.add_argument("--chapters", default=",".join(FIGURES_OF),
+                      help="comma-separated subset of " + ",".join(FIGURES_OF))
+  parser.add_argument("--rerun", action="store_true", help="train again even if a run exists")
+  args = parser.parse_args()
+  chapters = args.chapters.split(",")
+  unknown = sorted(set(chapters) - FIGURES_OF.keys())
+  if unknown:
+    parser.error(f"unknown chapters {unknown}; known: {', '.join(FIGURES_OF)}")
+  runs = os.path.abspath(args.runs)
+  scratch = os.path.join(runs, "figures_scratch")
+  os.makedirs(scratch, exist_ok=True)
+  os.makedirs(FIGURES, exist_ok=True)
+  for chapter in chapters:
+    print(f"== {chapter}")
+    for name in [n for n, (c, _, _) in RUNS.items() if c == chapter]:
+      summary = train(name, runs, args.rerun)
+      final = ", ".join(f"{k}={v:.4g}" for k, v in summary["final"].items())
+      print(f"  {name}: {final}; wall {summary['wall_time_s']:.1f} s, "
+            f"{summary['step_time_ms']:.2f} ms/step on {summary['devices']}", flush=True)
+    FIGURES_OF[chapter](runs, scratch)
+
+
+if __name__ == "__main__":
+  main()
