@@ -15,6 +15,7 @@ distance that finite samples of one distribution already have.
 """
 
 import math
+from collections.abc import Callable
 import os
 
 import jax
@@ -184,3 +185,19 @@ def fid_mnist_cnn(extractor: FeatureExtractor, images, reference_stats) -> float
   """Fréchet distance between the features of `images` and `reference_stats` (feature_stats of
   the reference images' features, computed once with the same extractor)."""
   return frechet_distance(*feature_stats(extractor(images)), *reference_stats)
+
+
+def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable[..., float], float]:
+  """What a generative task needs: `score(images) -> fid_mnist_cnn` of images [N, H, W, C] in
+  [0, 1] against the train images of `data` (an ImageDataset), and the real-vs-real floor (its
+  test images against the same statistics; score as many samples as it has test images)."""
+  extractor = load_feature_extractor(classifier_workdir)
+  if extractor.image_shape != data.image_shape:
+    raise DljaxError(
+      f"the FID classifier in {classifier_workdir} reads images of shape "
+      f"{list(extractor.image_shape)} but {data.name} has {list(data.image_shape)}; point "
+      f"--config.fid_classifier_workdir at a classifier of such images, or '' for no FID"
+    )
+  reference = feature_stats(extractor(data.train_images))
+  floor = fid_mnist_cnn(extractor, data.test_images, reference)
+  return (lambda images: fid_mnist_cnn(extractor, images, reference)), floor

@@ -26,7 +26,8 @@ MANIFOLD_SIDE = 15  # a 15 x 15 grid over the 2-d latent space
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _decode_means(model, params, z):
+def decode_means(model, params, z):
+  """The decoder's Bernoulli means (pixel probabilities) [N, H, W, C] for latents z [N, D]."""
   return jax.nn.sigmoid(model.apply({"params": params}, z, method="decode"))
 
 
@@ -42,7 +43,7 @@ def _encode_all(model, params, images, batch_size: int = 500) -> np.ndarray:
 
 def _reconstructions(model, params, images):
   originals = images[:NUM_PAIRS]
-  recon = np.asarray(_decode_means(model, params, _encode_means(model, params, originals)))
+  recon = np.asarray(decode_means(model, params, _encode_means(model, params, originals)))
   rows = [block for i in range(0, NUM_PAIRS, 8) for block in (originals[i:i + 8], recon[i:i + 8])]
   return np.concatenate(rows)
 
@@ -52,14 +53,14 @@ def _interpolations(model, params, images):
   start, end = codes[:NUM_LINES], codes[NUM_LINES:]
   t = jnp.linspace(0.0, 1.0, LINE_STEPS)[None, :, None]
   z = (1 - t) * start[:, None] + t * end[:, None]  # [lines, steps, D]
-  return np.asarray(_decode_means(model, params, z.reshape(-1, z.shape[-1])))
+  return np.asarray(decode_means(model, params, z.reshape(-1, z.shape[-1])))
 
 
 def _manifold(model, params):
   # Equal-probability steps of the prior (Kingma & Welling's figure 4): the 5 % to 95 % quantiles.
   q = jax.scipy.special.ndtri(jnp.linspace(0.05, 0.95, MANIFOLD_SIDE))
   z = jnp.stack(jnp.meshgrid(q, q[::-1], indexing="xy"), -1).reshape(-1, 2)
-  return np.asarray(_decode_means(model, params, z))
+  return np.asarray(decode_means(model, params, z))
 
 
 def _save_scatter(codes, labels, path: str):
@@ -87,7 +88,7 @@ def write_figures(model, params, test_images: np.ndarray, test_labels: np.ndarra
     return os.path.join(directory, f"{kind}_step{step:06d}.png")
 
   z = jax.random.normal(rng, (NUM_SAMPLES, model.latent_dim))
-  save_grid(np.asarray(_decode_means(model, params, z)), path("samples"))
+  save_grid(np.asarray(decode_means(model, params, z)), path("samples"))
   save_grid(_reconstructions(model, params, test_images), path("reconstructions"), ncol=8)
   save_grid(_interpolations(model, params, test_images), path("interpolation"), ncol=LINE_STEPS)
   if model.latent_dim == 2:

@@ -13,6 +13,8 @@ run and every evaluation scores and draws the same binary digits.
 Each evaluation reports the test set's mean `neg_elbo`, `recon` and `kl` and writes figures
 (dljax/vae_figures.py); the final one adds `nll_iw`, the importance-weighted bound of Burda et
 al. (2016) with `iw_samples` samples, tighter than the ELBO and approaching -log p(x) as k grows.
+With `fid_classifier_workdir` set, every evaluation also scores decoded samples (Bernoulli means of
+z ~ N(0, I)) with `fid_mnist_cnn` (dljax/fid.py), and `final` adds its real-vs-real floor.
 Checkpoints carry the model spec, so `experiments.generate` samples from a run directory alone.
 """
 
@@ -26,12 +28,13 @@ from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
 from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
+from dljax.fid import make_sample_scorer
 from dljax.loop import Experiment
 from dljax.models import build_from_spec
 from dljax.optim import make_optimizer
 from dljax.steps import make_eval_step, make_train_step
 from dljax.train_state import init_model_state
-from dljax.vae_figures import write_figures
+from dljax.vae_figures import decode_means, write_figures
 
 
 def bernoulli_log_likelihood(logits, x):
@@ -106,8 +109,7 @@ def sample_images(state_tree: dict, meta: dict, rng, num: int) -> np.ndarray:
   restored checkpoint tree and its meta, for experiments.generate."""
   model = build_from_spec(meta["model"])
   z = jax.random.normal(rng, (num, model.latent_dim))
-  logits = model.apply({"params": state_tree["params"]}, z, method="decode")
-  return np.asarray(jax.nn.sigmoid(logits))
+  return np.asarray(decode_means(model, state_tree["params"], z))
 
 
 def _check_image_shape(image_shape, dataset: str):
@@ -143,12 +145,18 @@ def build_experiment(config, mesh) -> Experiment:
   eval_step = make_eval_step(vae_loss)
   iw_step = make_eval_step(make_iw_loss(config.iw_samples))
   eval_rng = jax.random.PRNGKey(config.seed + 1)
+  fid_scorer, fid_floor = (make_sample_scorer(config.fid_classifier_workdir, data)
+                           if config.fid_classifier_workdir else (None, None))
+  fid_z = jax.random.normal(jax.random.PRNGKey(config.seed + 3),
+                            (len(test_images), model.latent_dim))
 
   def evaluate(state):
     metrics = evaluate_batches(eval_step, state, elbo_batches, eval_rng)
     result = {"neg_elbo": metrics["loss"], "recon": metrics["recon"], "kl": metrics["kl"]}
     if int(state.step) >= num_steps:  # the final evaluation: the k-sample bound costs k ELBOs
       result["nll_iw"] = evaluate_batches(iw_step, state, iw_batches, eval_rng)["loss"]
+    if fid_scorer is not None:  # as many samples as test images, as the floor has
+      result["fid_mnist_cnn"] = fid_scorer(np.asarray(decode_means(model, state.params, fid_z)))
     return result
 
   def after_eval(state, step, workdir):
@@ -165,4 +173,6 @@ def build_experiment(config, mesh) -> Experiment:
       identity={"task": "vae", "dataset": config.dataset, "model": spec},
       meta={"sampler": "vae", "model": spec},
       after_eval=after_eval,
+      final_extras=(lambda state, seconds: {"fid_mnist_cnn_real_vs_real": fid_floor})
+      if fid_scorer is not None else None,
       mesh=mesh)
