@@ -15,8 +15,8 @@ distance that finite samples of one distribution already have.
 """
 
 import math
-from collections.abc import Callable
 import os
+from collections.abc import Callable
 
 import jax
 import numpy as np

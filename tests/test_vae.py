@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
 from conftest import config_path, load_config, run_module
+
 from dljax.data import load_image_dataset
 from dljax.errors import DljaxError
 from dljax.models import build_model
@@ -62,7 +62,7 @@ def test_smoke_config_end_to_end_and_generate_images(tmp_path):
   out = run_module("experiments.train", f"--config={SMOKE}", f"--workdir={tmp_path}",
                    "--config.quiet=True")
   assert out.returncode == 0, out.stderr
-  final = json.load(open(tmp_path / "summary.json"))["final"]
+  final = json.loads((tmp_path / "summary.json").read_text())["final"]
   assert set(final) == {"neg_elbo", "recon", "kl", "nll_iw"}
   assert final["neg_elbo"] == pytest.approx(final["recon"] + final["kl"], rel=1e-4)
   assert 0 < final["nll_iw"] <= final["neg_elbo"]
@@ -81,8 +81,8 @@ def test_smoke_config_end_to_end_and_generate_images(tmp_path):
   before = sorted(os.listdir(tmp_path))
   out = run_module("experiments.generate", f"--workdir={tmp_path}", "--num=0")
   assert out.returncode == 2 and "Traceback" not in out.stderr
-  assert out.stderr.strip().splitlines() == ["error: --num must be at least 1 (images to sample), "
-                                             "got 0"]
+  error = "error: --num must be at least 1 (images to sample), got 0"
+  assert out.stderr.strip().splitlines() == [error]
   assert sorted(os.listdir(tmp_path)) == before
 
 

@@ -7,7 +7,7 @@ Both map images [N, H, W, C] to a diagonal Gaussian posterior q(z|x) = N(mean, e
 """
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
