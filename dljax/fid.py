@@ -16,12 +16,12 @@ distance that finite samples of one distribution already have.
 
 import math
 import os
+from collections.abc import Callable
 
 import jax
 import numpy as np
 
 from dljax.checkpoint import Checkpointer
-from dljax.data import load_image_dataset
 from dljax.errors import DljaxError
 from dljax.models import build_model
 
@@ -173,14 +173,31 @@ def _input_shape(model, params) -> tuple[int, int, int]:
   return side, side, channels
 
 
-def real_vs_real_fid(extractor: FeatureExtractor, dataset: str = "mnist5k") -> float:
-  """fid_mnist_cnn of the real test images against the real train images of `dataset`: the floor
-  that sample sizes alone give, against which a model's figure is read."""
-  data = load_image_dataset(dataset)
-  return fid_mnist_cnn(extractor, data.test_images, feature_stats(extractor(data.train_images)))
+def real_vs_real_fid(extractor: FeatureExtractor, data, reference_stats=None) -> float:
+  """fid_mnist_cnn of the real test images of `data` (an ImageDataset) against its real train
+  images: the floor that sample sizes alone give, against which a model's figure is read."""
+  if reference_stats is None:
+    reference_stats = feature_stats(extractor(data.train_images))
+  return fid_mnist_cnn(extractor, data.test_images, reference_stats)
 
 
 def fid_mnist_cnn(extractor: FeatureExtractor, images, reference_stats) -> float:
   """Fréchet distance between the features of `images` and `reference_stats` (feature_stats of
   the reference images' features, computed once with the same extractor)."""
   return frechet_distance(*feature_stats(extractor(images)), *reference_stats)
+
+
+def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable[..., float], float]:
+  """What a generative task needs: `score(images) -> fid_mnist_cnn` of images [N, H, W, C] in
+  [0, 1] against the train images of `data` (an ImageDataset), and the real-vs-real floor (its
+  test images against the same statistics; score as many samples as it has test images)."""
+  extractor = load_feature_extractor(classifier_workdir)
+  if extractor.image_shape != data.image_shape:
+    raise DljaxError(
+      f"the FID classifier in {classifier_workdir} reads images of shape "
+      f"{list(extractor.image_shape)} but {data.name} has {list(data.image_shape)}; point "
+      f"--config.fid_classifier_workdir at a classifier of such images, or '' for no FID"
+    )
+  reference = feature_stats(extractor(data.train_images))
+  floor = real_vs_real_fid(extractor, data, reference)
+  return (lambda images: fid_mnist_cnn(extractor, images, reference)), floor

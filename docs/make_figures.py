@@ -35,6 +35,10 @@ RUNS = {
     "mnist_cnn": ("vision", "mnist_cnn.py", ()),
     "shakespeare_gpt_cpu": ("sequence", "shakespeare_gpt.py:cpu", (f"--config.dataset={CORPUS}",)),
     "cartpole_ppo": ("rl", "cartpole_ppo.py", ()),
+    # FID needs a classifier run (see docs/vaes.md); the other figures do not.
+    "mnist_vae": ("vaes", "mnist_vae.py", ("--config.fid_classifier_workdir=",)),
+    "mnist_vae_conv": ("vaes", "mnist_vae.py:conv", ("--config.fid_classifier_workdir=",)),
+    "mnist_vae_latent2": ("vaes", "mnist_vae.py:latent2", ("--config.fid_classifier_workdir=",)),
 }
 
 
@@ -250,8 +254,21 @@ def rl_figures(runs: str, scratch: str):
   save_figure(os.path.join(scratch, "filmstrip.png"), "rl_cartpole_filmstrip")
 
 
+def vaes_figures(runs: str, scratch: str):
+  del scratch
+  for name, kinds in (("mnist_vae", ("samples", "reconstructions", "interpolation")),
+                      ("mnist_vae_conv", ("samples",)),
+                      ("mnist_vae_latent2", ("manifold", "latent_scatter"))):
+    workdir = os.path.join(runs, name)
+    with open(os.path.join(workdir, "summary.json")) as f:
+      step = json.load(f)["steps"]
+    for kind in kinds:
+      save_figure(os.path.join(workdir, "figures", f"{kind}_step{step:06d}.png"),
+                  f"{name.replace('mnist_', '')}_{kind}")
+
+
 FIGURES_OF = {"basics": basics_figures, "vision": vision_figures, "sequence": sequence_figures,
-              "rl": rl_figures}
+              "rl": rl_figures, "vaes": vaes_figures}
 
 
 def main():

@@ -1,4 +1,6 @@
-"""Samples text from a trained language model, using nothing but its run directory.
+"""Samples from a trained model, using nothing but its run directory.
+
+Text from a language model:
 
   python -m experiments.generate --workdir DIR --prompt "ROMEO:" --num_tokens 500 \
       [--temperature T --top_k K --top_p P --seed S --step N]
@@ -6,6 +8,13 @@
 The checkpoint holds the vocabulary and the model's constructor arguments; the whole sampling
 loop is one jitted lax.scan (KV cache for GPT, recurrent carry for LSTM/GRU). A GPT slides its
 context window past block_size, as nanoGPT does.
+
+Images from a generative image model (VAE, GAN):
+
+  python -m experiments.generate --workdir DIR --num 64 [--npy] [--out FILE.png --seed S --step N]
+
+writes a PNG grid (default DIR/generated.png) and, with --npy, the images [num, H, W, C] in
+[0, 1] as a .npy beside it. The checkpoint's meta names the task whose `sample_images` draws them.
 """
 
 import os
@@ -22,7 +31,33 @@ _TOP_K = flags.DEFINE_integer("top_k", 200, "Keep the k most likely characters (
 _TOP_P = flags.DEFINE_float("top_p", 0.0, "Nucleus sampling mass (0: off).")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
 _STEP = flags.DEFINE_integer("step", 0, "Checkpoint step to use (0: the newest).")
+_NUM = flags.DEFINE_integer("num", None, "Images to sample from an image model (default 64).")
+_NPY = flags.DEFINE_bool("npy", False, "Also save the images as a .npy array beside the PNG.")
+_OUT = flags.DEFINE_string("out", None, "PNG file for the images (default WORKDIR/generated.png).")
 flags.mark_flags_as_required(["workdir"])
+
+
+def write_images(checkpointer, step: int, meta: dict):
+  """Samples an image model's checkpoint into a PNG grid (and a .npy with --npy)."""
+  import jax
+  import numpy as np
+
+  from dljax.errors import DljaxError
+  from dljax.image_grid import save_grid
+  from dljax.tasks import task_module
+
+  num = 64 if _NUM.value is None else _NUM.value
+  if num < 1:
+    raise DljaxError(f"--num must be at least 1 (images to sample), got {num}")
+  images = task_module(meta["sampler"]).sample_images(
+      checkpointer.restore_raw(step), meta, jax.random.PRNGKey(_SEED.value), num)
+  out = _OUT.value or os.path.join(_WORKDIR.value, "generated.png")
+  save_grid(images, out)
+  print(f"wrote {num} images to {out}")
+  if _NPY.value:
+    np.save(os.path.splitext(out)[0] + ".npy", images)
+    print(f"wrote the array [{', '.join(map(str, images.shape))}] to "
+          f"{os.path.splitext(out)[0]}.npy")
 
 
 def main(argv):
@@ -31,19 +66,27 @@ def main(argv):
   from dljax.checkpoint import Checkpointer
   from dljax.data.text import CharVocab
   from dljax.errors import DljaxError
-  from dljax.tasks.language_model import build_from_spec, sample_text
+  from dljax.models import build_from_spec
+  from dljax.tasks.language_model import sample_text
 
   directory = os.path.join(_WORKDIR.value, "checkpoints")
   step = _STEP.value or (Checkpointer(directory, {}).latest_step() if os.path.isdir(directory)
                          else None)
   if step is None:
-    raise DljaxError(f"no checkpoint in {directory}; train a language model there first, e.g. "
+    raise DljaxError(f"no checkpoint in {directory}; train a model there first, e.g. "
                      f"python -m experiments.train --config "
                      f"experiments/configs/shakespeare_gpt.py:cpu --workdir {_WORKDIR.value}")
-  if _NUM_TOKENS.value < 1:
-    raise DljaxError(f"--num_tokens must be at least 1, got {_NUM_TOKENS.value}")
   checkpointer = Checkpointer(directory, {})
   meta = checkpointer.read_meta(step)
+  if "sampler" in meta:
+    write_images(checkpointer, step, meta)
+    return
+  if _NUM.value is not None:
+    raise DljaxError(f"--num asks for images, but {_WORKDIR.value} holds a "
+                     f"{meta.get('identity', {}).get('task')} run, not an image model; drop --num "
+                     f"(text: --num_tokens) or point --workdir at a VAE or GAN run")
+  if _NUM_TOKENS.value < 1:
+    raise DljaxError(f"--num_tokens must be at least 1, got {_NUM_TOKENS.value}")
   if meta.get("identity", {}).get("task") != "language_model":
     raise DljaxError(f"the checkpoint in {directory} is not a language model "
                      f"({meta.get('identity')}); point --workdir at a shakespeare_* run")

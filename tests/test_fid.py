@@ -114,7 +114,7 @@ def test_fid_orders_self_real_and_noise(smoke_run, digits):
   reference = feature_stats(extractor(digits.test_images))
   scale = np.trace(reference[1])
   assert abs(fid_mnist_cnn(extractor, digits.test_images, reference)) < 1e-6 * scale
-  floor = real_vs_real_fid(extractor, "digits")
+  floor = real_vs_real_fid(extractor, digits)
   noise = np.random.default_rng(0).uniform(size=digits.test_images.shape)
   assert 0 < floor < fid_mnist_cnn(extractor, noise, reference) / 5
 

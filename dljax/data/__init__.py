@@ -2,7 +2,8 @@
 
 import functools
 
-from dljax.data.images import ImageDataset, load_digits, load_mnist5k, load_tfds_images
+from dljax.data.images import (ImageDataset, load_binarized_mnist, load_digits, load_mnist5k,
+                               load_tfds_images)
 from dljax.errors import unknown_name
 
 IMAGE_DATASETS = {
@@ -11,8 +12,9 @@ IMAGE_DATASETS = {
     "mnist": functools.partial(load_tfds_images, "mnist"),
     "fashion_mnist": functools.partial(load_tfds_images, "fashion_mnist"),
     "cifar10": functools.partial(load_tfds_images, "cifar10"),
+    "binarized_mnist": load_binarized_mnist,  # unlabelled: for generative models only
 }
-TFDS_IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+TFDS_IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "binarized_mnist")
 
 
 def load_image_dataset(name: str, data_dir: str | None = None, download: bool = True) -> ImageDataset:

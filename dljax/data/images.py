@@ -1,8 +1,9 @@
-"""Image-classification datasets as in-memory arrays: embedded offline data and TFDS.
+"""Image datasets as in-memory arrays: embedded offline data and TFDS.
 
-Every loader returns an `ImageDataset` of float32 NHWC images in [0, 1] and int32 labels; the
-caller moves it to the device once. `mnist5k` and `digits` ship inside pip packages, so they work
-offline; `mnist`, `fashion_mnist` and `cifar10` are read with TFDS.
+Every loader returns an `ImageDataset` of float32 NHWC images in [0, 1] and int32 labels (None
+for an unlabelled dataset); the caller moves it to the device once. `mnist5k` and `digits` ship
+inside pip packages, so they work offline; `mnist`, `fashion_mnist`, `cifar10` and
+`binarized_mnist` are read with TFDS.
 """
 
 import dataclasses
@@ -16,9 +17,9 @@ from dljax.data.tfds_source import read_tfds_split
 class ImageDataset:
   name: str
   train_images: np.ndarray
-  train_labels: np.ndarray
+  train_labels: np.ndarray | None  # None (and num_classes 0): an unlabelled dataset
   test_images: np.ndarray
-  test_labels: np.ndarray
+  test_labels: np.ndarray | None
   num_classes: int
 
   @property
@@ -67,3 +68,15 @@ def load_tfds_images(name: str, data_dir: str | None = None, download: bool = Tr
   test_images, test_labels = _read_image_split(name, "test", data_dir, download)
   num_classes = tfds.builder(name, data_dir=data_dir).info.features["label"].num_classes
   return ImageDataset(name, train_images, train_labels, test_images, test_labels, num_classes)
+
+
+def load_binarized_mnist(data_dir: str | None = None, download: bool = True) -> ImageDataset:
+  """TFDS `binarized_mnist` (Larochelle & Murray's fixed binarization, the standard VAE
+  benchmark): 50,000 train / 10,000 test images of 0/1 pixels, no labels; the validation split
+  is not used. Any non-zero pixel reads as 1."""
+  def split(name):
+    examples = read_tfds_split("binarized_mnist", name, data_dir, download,
+                               offline="the embedded dataset 'mnist5k' (--config.dataset=mnist5k)")
+    return (np.stack([np.asarray(ex["image"]) for ex in examples]) > 0).astype(np.float32)
+
+  return ImageDataset("binarized_mnist", split("train"), None, split("test"), None, 0)

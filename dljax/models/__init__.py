@@ -11,6 +11,7 @@ from dljax.models.mlp import MLP
 from dljax.models.resnet import ResNet18, ResNet20
 from dljax.models.rl import ActorCritic, QNetwork
 from dljax.models.rnn_lm import RNNLM
+from dljax.models.vae import ConvVAE, MLPVAE
 
 MODELS = {
     "mlp": MLP,
@@ -24,6 +25,8 @@ MODELS = {
     "rl_q_network": QNetwork,
     "dcgan_generator": Generator,
     "dcgan_discriminator": Discriminator,
+    "vae_mlp": MLPVAE,
+    "vae_conv": ConvVAE,
 }
 
 
@@ -39,3 +42,11 @@ def accepts(name: str, field: str) -> bool:
   if name not in MODELS:
     raise unknown_name("model", name, MODELS)
   return field in inspect.signature(MODELS[name]).parameters
+
+
+def build_from_spec(spec: dict):
+  """The model a checkpoint's JSON spec describes: its registry `name` plus constructor arguments
+  (JSON lists become the tuples the config had)."""
+  spec = dict(spec)
+  return build_model(spec.pop("name"), **{k: tuple(v) if isinstance(v, list) else v
+                                          for k, v in spec.items()})

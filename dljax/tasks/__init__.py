@@ -15,13 +15,19 @@ TASKS = {
     "ppo": "dljax.rl.ppo",
     "dqn": "dljax.rl.dqn",
     "gan": "dljax.tasks.gan",
+    "vae": "dljax.tasks.vae",
 }
 
 
+def task_module(name: str):
+  """The module of the task registered as `name` (imported now)."""
+  if name not in TASKS:
+    raise unknown_name("task", name, TASKS)
+  return importlib.import_module(TASKS[name])
+
+
 def build_experiment(config, mesh):
-  if config.task not in TASKS:
-    raise unknown_name("task", config.task, TASKS)
-  return importlib.import_module(TASKS[config.task]).build_experiment(config, mesh)
+  return task_module(config.task).build_experiment(config, mesh)
 
 
 def train(config, workdir: str, start_time: float | None = None) -> dict:

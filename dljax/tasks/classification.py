@@ -7,6 +7,7 @@ import optax
 from dljax.data import load_image_dataset
 from dljax.data.augment import augment
 from dljax.data.device_feed import DeviceDataset
+from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.loop import Experiment
 from dljax.models import build_model
@@ -35,6 +36,9 @@ def classification_loss(params, state, batch, rng, train):
 
 def build_experiment(config, mesh) -> Experiment:
   data = load_image_dataset(config.dataset, config.data_dir or None, config.tfds_download)
+  if data.train_labels is None:
+    raise DljaxError(f"dataset {config.dataset!r} has no labels to classify; use a labelled one "
+                     f"(--config.dataset=mnist5k, mnist, fashion_mnist, cifar10)")
   model = build_model(config.model.name, num_classes=data.num_classes, **model_kwargs(config))
   train_data = DeviceDataset({"image": data.train_images, "label": data.train_labels},
                              config.batch_size, config.seed, mesh)

@@ -26,13 +26,13 @@ import numpy as np
 
 from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
-from dljax.errors import DljaxError
+from dljax.fid import make_sample_scorer
 from dljax.image_grid import save_gif, save_grid
 from dljax.loop import Experiment
+from dljax.models import build_from_spec
 from dljax.models.dcgan import check_image_shape
 from dljax.optim import make_optimizer
 from dljax.steps import Update, make_train_step
-from dljax.tasks.language_model import build_from_spec
 from dljax.train_state import TrainState, init_model_state
 
 
@@ -104,25 +104,6 @@ def sample_images(state_tree: dict, meta: dict, rng, num: int) -> np.ndarray:
   return np.asarray(generate(gen_model, {"params": gen["params"], **gen["mutable"]}, z))
 
 
-def _fid(config, data):
-  """(figure of images [N, H, W, C] in [0, 1], the real-vs-real floor) of dljax.fid, or None when
-  `fid_classifier_workdir` is ''."""
-  if not config.fid_classifier_workdir:
-    return None
-  from dljax import fid
-
-  extractor = fid.load_feature_extractor(config.fid_classifier_workdir)
-  if extractor.image_shape != data.image_shape:
-    raise DljaxError(
-      f"the FID classifier in {config.fid_classifier_workdir} reads images of shape "
-      f"{list(extractor.image_shape)} but {config.dataset} has {list(data.image_shape)}; point "
-      f"--config.fid_classifier_workdir at a classifier of such images, or '' for no FID"
-    )
-  reference = fid.feature_stats(extractor(data.train_images))
-  floor = fid.real_vs_real_fid(extractor, config.dataset)
-  return (lambda images: fid.fid_mnist_cnn(extractor, images, reference)), floor
-
-
 def write_samples(images, step: int, num_steps: int, workdir: str):
   """The grid of this evaluation's fixed-noise samples; after the last, a GIF of every grid so far
   (read back from the run directory, so a resumed run's GIF still starts at step 0)."""
@@ -162,7 +143,8 @@ def build_experiment(config, mesh) -> Experiment:
       latent_dim=config.gen.model.latent_dim,
     )
 
-  fid = _fid(config, data)
+  fid_scorer, fid_floor = (make_sample_scorer(config.fid_classifier_workdir, data)
+                           if config.fid_classifier_workdir else (None, None))
   noise_key = jax.random.PRNGKey(config.seed + 1)  # the same samples at every evaluation
   grid_z = jax.random.normal(noise_key, (config.num_grid_samples, config.gen.model.latent_dim))
   eval_z = jax.random.normal(
@@ -182,8 +164,8 @@ def build_experiment(config, mesh) -> Experiment:
   def evaluate(state):
     samples, scores = eval_scores(state, eval_z, test_images)
     metrics = {k: float(v) for k, v in scores.items()}
-    if fid is not None:
-      metrics["fid_mnist_cnn"] = fid[0](np.asarray(samples))
+    if fid_scorer is not None:
+      metrics["fid_mnist_cnn"] = fid_scorer(np.asarray(samples))
     return metrics
 
   def after_eval(state, step, workdir):
@@ -199,6 +181,7 @@ def build_experiment(config, mesh) -> Experiment:
     identity={"task": "gan", "dataset": config.dataset, "gen": gen_spec, "disc": disc_spec},
     meta={"sampler": "gan", "model": gen_spec},
     after_eval=after_eval,
-    final_extras=(lambda state, seconds: {"fid_mnist_cnn_real_vs_real": fid[1]}) if fid else None,
+    final_extras=(lambda state, seconds: {"fid_mnist_cnn_real_vs_real": fid_floor})
+    if fid_scorer is not None else None,
     mesh=mesh,
   )

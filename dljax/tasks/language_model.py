@@ -20,7 +20,7 @@ from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.generation import generate
 from dljax.loop import Experiment
-from dljax.models import accepts, build_model
+from dljax.models import accepts, build_from_spec
 from dljax.optim import make_optimizer
 from dljax.steps import make_eval_step, make_train_step
 from dljax.train_state import init_model_state
@@ -39,12 +39,6 @@ def model_spec(config, vocab_size: int) -> dict:
   if accepts(spec["name"], "block_size"):
     spec["block_size"] = config.block_size
   return spec
-
-
-def build_from_spec(spec: dict):
-  spec = dict(spec)
-  return build_model(spec.pop("name"), **{k: tuple(v) if isinstance(v, list) else v
-                                          for k, v in spec.items()})
 
 
 def sample_text(model, params, vocab: CharVocab, prompt: str, num_tokens: int, seed: int,
