@@ -27,6 +27,11 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def committed_steps(self) -> list[int]:
+    """The steps whose checkpoint is complete on disk (a resumed run picks the last), without
+    those an asynchronous save is still writing."""
+    return sorted(ocp.path.step.checkpoint_steps(self.directory))
+
   def read_meta(self, step: int) -> dict:
     try:
       return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 from typing import Any, Callable
 
@@ -59,21 +60,69 @@ class Experiment:
 
 
 class _StopSignals:
-  """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+  """SIGINT/SIGTERM: the first asks for a clean stop, a flag the loop checks between steps (it
+  then saves a checkpoint); a second one ends the process at once.
 
-  def __init__(self):
+  A step can wait forever (e.g. an XLA:CPU deadlock, docs/xla-cpu-qr-deadlock.md) with the main
+  thread blocked inside jaxlib, where Python never runs its signal handlers. So the signals also
+  go to a wakeup pipe (`signal.set_wakeup_fd`, written by the C-level handler) that a watcher
+  thread reads: it sets the flag on the first signal and, on the second, names the checkpoint a
+  rerun resumes from and exits with 128 + the signal number without waiting for anything.
+  """
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self, checkpointer: Checkpointer):
     self.received = None
+    self._checkpointer = checkpointer
 
   def __enter__(self):
-    self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    self._read_fd, self._write_fd = os.pipe()
+    os.set_blocking(self._write_fd, False)  # required by set_wakeup_fd
+    self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+    self._previous_wakeup_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+    self._watcher = threading.Thread(target=self._watch, name="dljax-stop-signals", daemon=True)
+    self._watcher.start()
     return self
 
   def _handle(self, signum, frame):
-    self.received = signum
+    """The Python-level handler: the watcher thread acts on the signal (it must be installed so
+    that SIGINT does not raise KeyboardInterrupt and SIGTERM does not kill the process)."""
+
+  def _watch(self):
+    while data := os.read(self._read_fd, 64):  # b"" once __exit__ closes the write end
+      for signum in data:  # one byte per signal, for any signal with a Python-level handler
+        if signum not in self.SIGNALS:
+          continue
+        if self.received is None:
+          self.received = signum
+          os.write(2, f"\n{signal.Signals(signum).name} received: stopping after the step in "
+                      f"progress (send it again to exit at once).\n".encode())
+        else:
+          self._exit_now(signum)
+
+  def _exit_now(self, signum: int):
+    try:
+      os.write(2, self._exit_message(signum).encode())
+    finally:  # a clean exit would wait for the (possibly hung) XLA threads
+      os._exit(128 + signum)
+
+  def _exit_message(self, signum: int) -> str:
+    steps = self._checkpointer.committed_steps()
+    resume = (f"The last checkpoint is step {steps[-1]} in {self._checkpointer.directory}: run the "
+              f"same command again to resume from it." if steps else
+              f"No checkpoint was saved yet in {self._checkpointer.directory}: running the same "
+              f"command again starts over.")
+    return (f"\n{signal.Signals(signum).name} received again: exiting now, without waiting for "
+            f"the step in progress or saving. {resume}\n")
 
   def __exit__(self, *exc):
     for s, handler in self._previous.items():
       signal.signal(s, handler)
+    signal.set_wakeup_fd(self._previous_wakeup_fd)
+    os.close(self._write_fd)
+    self._watcher.join()
+    os.close(self._read_fd)
 
 
 def _fetch(pending: list[tuple[int, dict]], steps_per_call: int):
@@ -208,7 +257,7 @@ def run(experiment: Experiment, config, workdir: str, start_time: float | None =
                   mininterval=1.0, disable=config.quiet)
   t0 = time.perf_counter()
   try:
-    with _StopSignals() as stop:
+    with _StopSignals(r.checkpointer) as stop:
       r.train(stop, progress)
     train_time = time.perf_counter() - t0 - r.eval_time
     final = r.evaluate()

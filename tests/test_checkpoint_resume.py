@@ -6,13 +6,15 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import (assert_trees_equal, config_path, run_module, saved_state,
+from conftest import (REPO, assert_trees_equal, config_path, run_module, saved_state,
                       signal_after_checkpoint, start_module)
 from dljax.checkpoint import Checkpointer
 from dljax.config import base_config
@@ -75,6 +77,56 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
   assert "Traceback" not in err
   latest = Checkpointer(str(tmp_path / "checkpoints"), identity={}).latest_step()
   assert 20 <= latest < 300
+
+
+# A run whose fourth step never finishes, the main thread blocked inside jaxlib (as in an XLA
+# deadlock) waiting for the step's metrics; it checkpoints every step.
+HANGING_RUN = """
+import os, sys, threading
+import jax, jax.numpy as jnp
+from dljax import loop, parallel
+from dljax.config import base_config
+
+def step_that_hangs_at_3(step):
+  if step == 3:
+    open(os.path.join(sys.argv[1], "hanging"), "w").close()
+    threading.Event().wait()
+  return step
+
+@jax.jit
+def train_step(state, feed):
+  step = jax.pure_callback(step_that_hangs_at_3, jax.ShapeDtypeStruct((), jnp.int32), state["step"])
+  return {"w": state["w"] + 1, "step": step + 1}, {"loss": state["w"]}
+
+config = base_config()
+config.update(log_every_steps=1, checkpoint_every_steps=1, quiet=True)
+loop.run(loop.Experiment(init_state=lambda: {"w": jnp.float32(0), "step": jnp.int32(0)},
+                         train_step=train_step, feed=lambda step: None, evaluate=lambda state: {},
+                         num_steps=10, identity={}, mesh=parallel.make_data_mesh(1)),
+         config, sys.argv[1])
+"""
+
+
+def test_second_signal_during_a_hung_step_exits_at_once_naming_the_checkpoint(tmp_path):
+  proc = subprocess.Popen([sys.executable, "-c", HANGING_RUN, str(tmp_path)], cwd=REPO, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  try:
+    deadline = time.time() + 120
+    while not ((tmp_path / "hanging").exists() and (tmp_path / "checkpoints" / "3").exists()):
+      assert proc.poll() is None and time.time() < deadline, "the run ended before its step hung"
+      time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(1)
+    assert proc.poll() is None, "the first signal must only ask for a clean stop"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+  finally:
+    proc.kill()  # only if the test failed: the hung run ignores signals
+  assert proc.returncode == 128 + signal.SIGINT
+  assert "SIGTERM received: stopping after the step in progress" in err
+  assert "SIGINT received again: exiting now" in err
+  assert f"last checkpoint is step 3 in {tmp_path / 'checkpoints'}" in err
+  assert "run the same command again to resume" in err and "Traceback" not in err
 
 
 def test_workdir_of_another_model_is_refused_and_left_alone(tmp_path):

@@ -321,15 +321,23 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
   agent = make_agent(config, s)
   root, eval_root = jax.random.split(jax.random.PRNGKey(config.seed))
 
-  def init_runner(seed_index):
-    agent_key, reset_key, rng = jax.random.split(jax.random.fold_in(root, seed_index), 3)
+  def init_runner(agent_state, reset_key, rng):
     zeros = jnp.zeros(s.num_envs)
     if s.is_gym:
       obs = env_state = None
     else:
       obs, env_state = jax.vmap(s.env.reset, (0, None))(jax.random.split(reset_key, s.num_envs),
                                                          s.env_params)
-    return Runner(agent.init(agent_key), env_state, obs, zeros, zeros, rng, jnp.int32(0))
+    return Runner(agent_state, env_state, obs, zeros, zeros, rng, jnp.int32(0))
+
+  def init_runners():
+    seed_keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(root, i), 3))(
+        jnp.arange(s.num_seeds))
+    agent_keys, reset_keys, rngs = seed_keys[:, 0], seed_keys[:, 1], seed_keys[:, 2]
+    # The agents one seed at a time (`lax.map`, not `vmap`): vmapped, the orthogonal init's QR is
+    # a batched LAPACK call, which can deadlock XLA:CPU's thread pool
+    # (docs/xla-cpu-qr-deadlock.md). The parameters are bitwise the vmapped ones.
+    return jax.vmap(init_runner)(jax.lax.map(agent.init, agent_keys), reset_keys, rngs)
 
   if s.is_gym:
     train_step = _host_train_step(agent, s, config.seed)
@@ -357,7 +365,7 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
 
   env_steps_per_chunk = s.chunk_updates * s.steps_per_update
   return Experiment(
-      init_state=lambda: jax.vmap(init_runner)(jnp.arange(s.num_seeds)),
+      init_state=init_runners,
       train_step=train_step,
       feed=feed,
       evaluate=evaluate,
