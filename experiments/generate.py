@@ -8,11 +8,13 @@ loop is one jitted lax.scan (KV cache for GPT, recurrent carry for LSTM/GRU). A 
 context window past block_size, as nanoGPT does.
 """
 
+import math
 import os
 
 from absl import flags, logging
 
 from dljax import cli
+from dljax.errors import DljaxError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
 _PROMPT = flags.DEFINE_string("prompt", "\n", "Text to continue.")
@@ -25,24 +27,38 @@ _STEP = flags.DEFINE_integer("step", 0, "Checkpoint step to use (0: the newest).
 flags.mark_flags_as_required(["workdir"])
 
 
+def check_generation_options():
+  """Refuses options that would sample nothing sensible (NaN logits, an empty filter)."""
+  if not (math.isfinite(_TEMPERATURE.value) and _TEMPERATURE.value >= 0):
+    raise DljaxError(f"--temperature must be a finite number >= 0 (0: greedy), got "
+                     f"{_TEMPERATURE.value}")
+  if _TOP_K.value < 0:
+    raise DljaxError(f"--top_k must be >= 0 (0: every character), got {_TOP_K.value}")
+  if not 0 <= _TOP_P.value <= 1:
+    raise DljaxError(f"--top_p must be in [0, 1] (0: off), got {_TOP_P.value}")
+  if _NUM_TOKENS.value < 1:
+    raise DljaxError(f"--num_tokens must be at least 1, got {_NUM_TOKENS.value}")
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  check_generation_options()  # before the slow imports
   from dljax.checkpoint import Checkpointer
   from dljax.data.text import CharVocab
-  from dljax.errors import DljaxError
   from dljax.tasks.language_model import build_from_spec, sample_text
 
   directory = os.path.join(_WORKDIR.value, "checkpoints")
-  step = _STEP.value or (Checkpointer(directory, {}).latest_step() if os.path.isdir(directory)
-                         else None)
-  if step is None:
+  checkpointer = Checkpointer(directory, {}) if os.path.isdir(directory) else None
+  steps = checkpointer.all_steps() if checkpointer else []
+  if not steps:
     raise DljaxError(f"no checkpoint in {directory}; train a language model there first, e.g. "
                      f"python -m experiments.train --config "
                      f"experiments/configs/shakespeare_gpt.py:cpu --workdir {_WORKDIR.value}")
-  if _NUM_TOKENS.value < 1:
-    raise DljaxError(f"--num_tokens must be at least 1, got {_NUM_TOKENS.value}")
-  checkpointer = Checkpointer(directory, {})
+  step = _STEP.value or steps[-1]
+  if step not in steps:
+    raise DljaxError(f"there is no checkpoint for step {step} in {directory}; its steps are "
+                     f"{', '.join(map(str, steps))} (--step=0: the newest)")
   meta = checkpointer.read_meta(step)
   if meta.get("identity", {}).get("task") != "language_model":
     raise DljaxError(f"the checkpoint in {directory} is not a language model "
