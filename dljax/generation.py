@@ -12,6 +12,7 @@ only steps past the first full window pay for a full forward pass.
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -44,8 +45,8 @@ def generate(
     raise ValueError(
       f"prompt_tokens must be a non-empty (length,) or (batch, length) array, got {prompt.shape}"
     )
-  if temperature < 0:
-    raise ValueError(f"temperature must be >= 0, got {temperature}")
+  if not (math.isfinite(temperature) and temperature >= 0):  # NaN logits would sample nothing
+    raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
   if top_k is not None and top_k < 1:
     raise ValueError(f"top_k must be >= 1, got {top_k}")
   if top_k is not None:

@@ -17,11 +17,13 @@ writes a PNG grid (default DIR/generated.png) and, with --npy, the images [num, 
 [0, 1] as a .npy beside it. The checkpoint's meta names the task whose `sample_images` draws them.
 """
 
+import math
 import os
 
 from absl import flags, logging
 
 from dljax import cli
+from dljax.errors import DljaxError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
 _PROMPT = flags.DEFINE_string("prompt", "\n", "Text to continue.")
@@ -42,7 +44,6 @@ def write_images(checkpointer, step: int, meta: dict):
   import jax
   import numpy as np
 
-  from dljax.errors import DljaxError
   from dljax.image_grid import save_grid
   from dljax.tasks import task_module
 
@@ -60,23 +61,39 @@ def write_images(checkpointer, step: int, meta: dict):
           f"{os.path.splitext(out)[0]}.npy")
 
 
+def check_generation_options():
+  """Refuses options that would sample nothing sensible (NaN logits, an empty filter)."""
+  if not (math.isfinite(_TEMPERATURE.value) and _TEMPERATURE.value >= 0):
+    raise DljaxError(f"--temperature must be a finite number >= 0 (0: greedy), got "
+                     f"{_TEMPERATURE.value}")
+  if _TOP_K.value < 0:
+    raise DljaxError(f"--top_k must be >= 0 (0: every character), got {_TOP_K.value}")
+  if not 0 <= _TOP_P.value <= 1:
+    raise DljaxError(f"--top_p must be in [0, 1] (0: off), got {_TOP_P.value}")
+  if _NUM_TOKENS.value < 1:
+    raise DljaxError(f"--num_tokens must be at least 1, got {_NUM_TOKENS.value}")
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  check_generation_options()  # before the slow imports
   from dljax.checkpoint import Checkpointer
   from dljax.data.text import CharVocab
-  from dljax.errors import DljaxError
   from dljax.models import build_from_spec
   from dljax.tasks.language_model import sample_text
 
   directory = os.path.join(_WORKDIR.value, "checkpoints")
-  step = _STEP.value or (Checkpointer(directory, {}).latest_step() if os.path.isdir(directory)
-                         else None)
-  if step is None:
+  checkpointer = Checkpointer(directory, {}) if os.path.isdir(directory) else None
+  steps = checkpointer.committed_steps() if checkpointer else []
+  if not steps:
     raise DljaxError(f"no checkpoint in {directory}; train a model there first, e.g. "
                      f"python -m experiments.train --config "
                      f"experiments/configs/shakespeare_gpt.py:cpu --workdir {_WORKDIR.value}")
-  checkpointer = Checkpointer(directory, {})
+  step = _STEP.value or steps[-1]
+  if step not in steps:
+    raise DljaxError(f"there is no checkpoint for step {step} in {directory}; its steps are "
+                     f"{', '.join(map(str, steps))} (--step=0: the newest)")
   meta = checkpointer.read_meta(step)
   if "sampler" in meta:
     write_images(checkpointer, step, meta)
@@ -85,8 +102,6 @@ def main(argv):
     raise DljaxError(f"--num asks for images, but {_WORKDIR.value} holds a "
                      f"{meta.get('identity', {}).get('task')} run, not an image model; drop --num "
                      f"(text: --num_tokens) or point --workdir at a VAE or GAN run")
-  if _NUM_TOKENS.value < 1:
-    raise DljaxError(f"--num_tokens must be at least 1, got {_NUM_TOKENS.value}")
   if meta.get("identity", {}).get("task") != "language_model":
     raise DljaxError(f"the checkpoint in {directory} is not a language model "
                      f"({meta.get('identity')}); point --workdir at a shakespeare_* run")

@@ -63,8 +63,38 @@ def load_config(name: str, variant: str = "", **overrides):
   return config
 
 
-@pytest.fixture
-def shakespeare_path():
-  if not os.path.exists(SHAKESPEARE):
-    pytest.skip(f"corpus not found at {SHAKESPEARE} (the shared/ folder beside the checkout)")
-  return SHAKESPEARE
+def mock_tfds_splits(make_examples):
+  """`tfds.testing.mock_data` in which split `split` holds the list `make_examples(split)`.
+
+  The default mock gives every split the same random examples: a test could not tell which split
+  a loader read.
+  """
+  import tensorflow_datasets as tfds
+  return tfds.testing.mock_data(
+      as_data_source_fn=lambda builder, split, **kwargs: make_examples(split))
+
+
+def stand_in_corpus() -> str:
+  """About 8 KB of play-like text (speakers and lines drawn from a small lexicon, fixed seed)."""
+  rng = np.random.default_rng(0)
+  speakers = ["ROMEO", "JULIET", "KING HENRY", "NURSE", "First Citizen"]
+  words = ["the", "and", "of", "to", "my", "lord", "king", "thou", "art", "love", "shall", "not",
+           "be", "what", "is", "this", "good", "night", "sweet", "death", "come", "hear", "me",
+           "speak", "o", "your", "with", "will", "i", "have", "you", "for", "he", "that", "his",
+           "our", "grace"]
+  speeches = []
+  while sum(map(len, speeches)) < 8000:
+    line = " ".join(rng.choice(words, size=rng.integers(4, 12)))
+    speeches.append(f"{rng.choice(speakers)}:\n{line.capitalize()}{rng.choice(list('.,!?'))}\n")
+  return "\n".join(speeches)
+
+
+@pytest.fixture(scope="session")
+def corpus_path(tmp_path_factory) -> str:
+  """The shared tiny-shakespeare file, or where it is absent a stand-in written for this session:
+  language-model tests never skip."""
+  if os.path.exists(SHAKESPEARE):
+    return SHAKESPEARE
+  path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+  path.write_text(stand_in_corpus(), encoding="utf-8")
+  return str(path)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from conftest import mock_tfds_splits
 from dljax import parallel
 from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
@@ -34,6 +35,16 @@ def test_tfds_datasets_load_through_data_source(name, shape):
   assert data.train_labels.dtype == np.int32 and data.num_classes == 10
 
 
+def test_tfds_train_and_test_arrays_come_from_their_own_splits():
+  label = {"train": 1, "test": 2}
+  with mock_tfds_splits(lambda split: [{"image": np.full((28, 28, 1), 50 * label[split], np.uint8),
+                                        "label": label[split]}] * 3):
+    data = load_image_dataset("mnist")
+  assert data.train_labels.tolist() == [1] * 3 and data.test_labels.tolist() == [2] * 3
+  np.testing.assert_allclose(data.train_images, 50 / 255)
+  np.testing.assert_allclose(data.test_images, 100 / 255)
+
+
 def test_unavailable_tfds_dataset_says_why_and_names_offline_alternatives(tmp_path):
   with pytest.raises(DljaxError, match="(?s)not prepared in .*tfds build fashion_mnist.*mnist5k"):
     load_image_dataset("fashion_mnist", data_dir=str(tmp_path), download=False)
@@ -49,6 +60,31 @@ def test_device_dataset_epochs_are_permutations_and_deterministic():
   assert not np.array_equal(np.concatenate(seen[:2]), np.concatenate(seen[2:]))  # reshuffled
   again = DeviceDataset({"x": np.arange(10, dtype=np.int32)}, batch_size=4, seed=3, mesh=mesh)
   np.testing.assert_array_equal(np.asarray(batch(again.feed(3), 3)["x"]), seen[3])
+
+
+def assert_split_over_devices(array, mesh, expected):
+  """Each device of `mesh` holds its own contiguous slice of `expected`'s rows, nothing more."""
+  shards = sorted(array.addressable_shards, key=lambda shard: shard.index[0].start)
+  assert {shard.device for shard in shards} == set(mesh.devices.flat)
+  rows = len(expected) // mesh.size
+  for i, shard in enumerate(shards):
+    np.testing.assert_array_equal(shard.data, expected[i * rows:(i + 1) * rows])
+
+
+def test_split_batch_gives_each_device_its_own_rows():
+  mesh = parallel.make_data_mesh(2)
+  batch = parallel.replicate(np.arange(12, dtype=np.float32).reshape(6, 2), mesh)
+  with jax.set_mesh(mesh):
+    doubled = jax.jit(lambda x: 2 * parallel.split_batch(x))(batch)
+  assert_split_over_devices(doubled, mesh, 2 * np.asarray(batch))
+
+
+def test_device_dataset_batches_arrive_split_over_devices():
+  mesh = parallel.make_data_mesh(2)
+  data = DeviceDataset({"x": np.arange(10, dtype=np.int32)}, batch_size=4, seed=3, mesh=mesh)
+  with jax.set_mesh(mesh):
+    batch = jax.jit(data.batch)(data.feed(0), 0)["x"]
+  assert_split_over_devices(batch, mesh, np.asarray(batch))
 
 
 def test_batch_larger_than_dataset_or_not_divisible_is_refused():

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from dljax.errors import DljaxError
 from dljax.rl.envs import (
@@ -75,6 +76,29 @@ def test_parity_with_gymnasium(name):
   # A random policy topples CartPole long before its 500-step limit; the
   # other envs under a random policy only end by truncation.
   assert episode_ends["terminated" if name == "CartPole-v1" else "truncated"] > 0
+
+
+@pytest.mark.parametrize("name", list(GYM_STATE_FIELDS))
+def test_reset_distribution_matches_gymnasium(name):
+  # The parity test above copies the state into gymnasium every step, so it never sees resets.
+  num_resets = 2000
+  env, params = make(name)
+  keys = jax.random.split(jax.random.key(0), num_resets)
+  _, states = jax.jit(jax.vmap(env.reset, (0, None)))(keys, params)
+  ours = np.stack([np.asarray(getattr(states, field)) for field in GYM_STATE_FIELDS[name]], 1)
+  gym_env = gymnasium.make(name).unwrapped
+  gym_env.reset(seed=0)
+
+  def gym_initial_state():
+    gym_env.reset()
+    return np.array(gym_env.state, np.float64)
+
+  theirs = np.stack([gym_initial_state() for _ in range(num_resets)])
+  for field, a, b in zip(GYM_STATE_FIELDS[name], ours.T, theirs.T):
+    support = max(np.ptp(b), 1e-6)
+    np.testing.assert_allclose([a.min(), a.max()], [b.min(), b.max()], atol=0.01 * support,
+                               err_msg=f"{name} {field}: range of initial values")
+    assert scipy.stats.ks_2samp(a, b).pvalue > 1e-3, f"{name} {field}: initial distribution"
 
 
 @pytest.mark.parametrize("name", registered_names())

@@ -41,6 +41,12 @@ def count(params):
   return sum(x.size for x in jax.tree.leaves(params))
 
 
+# The GPT computes attention two ways (jax.nn.dot_product_attention, or einsums that expose the
+# weights); each has its own masking code, with and without a KV cache.
+BOTH_ATTENTIONS = pytest.mark.parametrize("explicit_attention", [False, True],
+                                          ids=["fused", "explicit"])
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_gpt_parameter_count_matches_nanogpt_formula(bias):
   model = GPT(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=bias)
@@ -50,8 +56,9 @@ def test_gpt_parameter_count_matches_nanogpt_formula(bias):
     assert nanogpt_num_params(model) == 801_664
 
 
-def test_gpt_is_causal():
-  model = tiny_gpt()
+@BOTH_ATTENTIONS
+def test_gpt_is_causal(explicit_attention):
+  model = tiny_gpt(explicit_attention=explicit_attention)
   params = init(model)
   tokens = random_tokens((2, 8))
   changed = tokens.at[:, 5].set((tokens[:, 5] + 1) % VOCAB)
@@ -72,8 +79,9 @@ def test_gpt_explicit_attention_matches_fused_and_exposes_weights():
   assert float(jnp.abs(jnp.triu(weights, k=1)).max()) == 0.0
 
 
-def test_gpt_kv_cache_logits_match_full_forward():
-  model = tiny_gpt()
+@BOTH_ATTENTIONS
+def test_gpt_kv_cache_logits_match_full_forward(explicit_attention):
+  model = tiny_gpt(explicit_attention=explicit_attention)
   params = init(model)
   tokens = random_tokens((2, 8))
   cache = init_kv_cache(model, 2)
@@ -98,9 +106,10 @@ def greedy_by_full_forward(model, params, prompt, num_tokens):
   return sequence[:, prompt.shape[1] :]
 
 
+@BOTH_ATTENTIONS
 @pytest.mark.parametrize("num_tokens", [5, 14], ids=["within_block", "sliding_window"])
-def test_gpt_greedy_generation_with_cache_matches_full_forward(num_tokens):
-  model = tiny_gpt()
+def test_gpt_greedy_generation_with_cache_matches_full_forward(num_tokens, explicit_attention):
+  model = tiny_gpt(explicit_attention=explicit_attention)
   params = init(model, seed=2, scale=10.0)
   prompt = random_tokens((2, 3))
   cached = generate(model, params, prompt, num_tokens, jax.random.key(0), temperature=0.0)
@@ -161,15 +170,83 @@ def test_sampling_filters():
   np.testing.assert_array_equal(
     generate(model, params, prompt, 10, jax.random.key(2), top_p=1e-6), greedy
   )
-  sampled = generate(
-    model, params, prompt, 10, jax.random.key(3), temperature=1.0, top_k=5, top_p=0.9
-  )
-  assert sampled.shape == (10,) and int(sampled.max()) < VOCAB
+
+
+NUM_SAMPLES = 4000  # per-token frequency error below 0.008 (one standard deviation)
+
+
+@pytest.fixture(scope="module")
+def next_token_model():
+  """A GPT, a prompt and the logits of its next token (a spread distribution: 0.24 at most)."""
+  model = tiny_gpt(n_layer=1)
+  params = init(model, seed=0, scale=3.0)
+  prompt = random_tokens((3,))
+  return model, params, prompt, np.asarray(model.apply(params, prompt[None]))[0, -1]
+
+
+def sampled_frequencies(model, params, prompt, **options):
+  """How often `generate` picks each token next, over NUM_SAMPLES copies of `prompt`."""
+  prompts = jnp.broadcast_to(prompt, (NUM_SAMPLES, len(prompt)))
+  tokens = generate(model, params, prompts, 1, jax.random.key(0), **options)
+  return np.bincount(np.asarray(tokens[:, 0]), minlength=VOCAB) / NUM_SAMPLES
+
+
+def filtered_distribution(logits, temperature=1.0, top_k=None, top_p=None):
+  """The distribution sampled from, by definition: softmax(logits / T) restricted to the k most
+  likely tokens, then to the smallest most-likely set whose probability reaches top_p."""
+  logits = np.asarray(logits, np.float64) / temperature
+  order = np.argsort(-logits)
+  keep = np.zeros(len(logits), bool)
+  keep[order[:top_k or len(logits)]] = True
+  if top_p is not None:
+    probabilities = np.where(keep, np.exp(logits - logits.max()), 0.0)
+    probabilities /= probabilities.sum()
+    mass_before = np.cumsum(probabilities[order]) - probabilities[order]
+    keep[order[mass_before >= top_p]] = False
+  probabilities = np.where(keep, np.exp(logits - logits.max()), 0.0)
+  return probabilities / probabilities.sum()
+
+
+def entropy(distribution):
+  nonzero = distribution[distribution > 0]
+  return -float(np.sum(nonzero * np.log(nonzero)))
+
+
+def test_temperature_scales_the_sampling_distribution(next_token_model):
+  model, params, prompt, logits = next_token_model
+  entropies = []
+  for temperature in (0.5, 1.0, 2.0):
+    frequencies = sampled_frequencies(model, params, prompt, temperature=temperature)
+    np.testing.assert_allclose(frequencies, filtered_distribution(logits, temperature), atol=0.03)
+    entropies.append(entropy(frequencies))
+  # Entropy in nats of softmax(logits / T): 1.78, 2.32 and 2.50.
+  assert entropies[0] + 0.2 < entropies[1] < entropies[2] - 0.1
+
+
+@pytest.mark.parametrize(
+  "options",
+  [{"top_k": 4}, {"top_p": 0.52}, {"temperature": 1.5, "top_k": 6, "top_p": 0.8}],
+  ids=["top_k", "top_p", "all"],
+)
+def test_top_k_and_nucleus_sample_exactly_their_support(next_token_model, options):
+  model, params, prompt, logits = next_token_model
+  expected = filtered_distribution(logits, **options)
+  assert 1 < np.count_nonzero(expected) < VOCAB and expected[expected > 0].min() > 0.05
+  frequencies = sampled_frequencies(model, params, prompt, **options)
+  np.testing.assert_array_equal(frequencies > 0, expected > 0)
+  np.testing.assert_allclose(frequencies, expected, atol=0.03)
 
 
 @pytest.mark.parametrize(
   "kwargs, message",
-  [({"temperature": -1.0}, "temperature"), ({"top_k": 0}, "top_k"), ({"top_p": 1.5}, "top_p")],
+  [
+    ({"temperature": -1.0}, "temperature"),
+    ({"temperature": float("nan")}, "temperature"),
+    ({"temperature": float("inf")}, "temperature"),
+    ({"top_k": 0}, "top_k"),
+    ({"top_p": 1.5}, "top_p"),
+    ({"top_p": float("nan")}, "top_p"),
+  ],
 )
 def test_generate_rejects_bad_arguments(kwargs, message):
   model = tiny_gpt()

@@ -1,18 +1,13 @@
 """Tests of the character-level text data: vocabulary, loaders, windows, evaluation."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import mock_tfds_splits
 from dljax.data import text as text_data
 from dljax.errors import DljaxError
-
-CORPUS = (
-  pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tinyshakespeare.txt"
-)
 
 
 def test_vocab_round_trip_and_json(tmp_path):
@@ -68,13 +63,12 @@ def test_unknown_dataset_spec():
     text_data.load_text_dataset("wikitext")
 
 
-def test_tfds_loader_under_mock_data():
-  tfds = pytest.importorskip("tensorflow_datasets")
-  with tfds.testing.mock_data(num_examples=2):
+def test_tfds_text_joins_train_validation_and_test_in_order():
+  texts = {"train": "First the train split. ", "validation": "Then validation, ", "test": "test."}
+  with mock_tfds_splits(lambda split: [{"text": texts[split].encode()}]):
     dataset = text_data.load_text_dataset("tiny_shakespeare")
-  # mock_data yields random short strings for the 'text' feature of each split.
-  assert len(dataset.train) > 0 and len(dataset.val) > 0
-  assert dataset.vocab.size > 1
+  joined = dataset.vocab.decode(dataset.train) + dataset.vocab.decode(dataset.val)
+  assert joined == "".join(texts.values())
 
 
 def test_tfds_loader_unavailable_names_offline_alternative(tmp_path):

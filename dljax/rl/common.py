@@ -209,34 +209,48 @@ def _jax_train_step(agent: Agent, s: Setup, mesh):
   return jax.jit(train_step, donate_argnums=0, out_shardings=NamedSharding(mesh, P()))
 
 
+def _host_episode_seed(seed: int, chunk: int) -> int:
+  """The gymnasium reset seed of chunk `chunk`: distinct per chunk, a function of the run seed."""
+  return int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])
+
+
 def _host_train_step(agent: Agent, s: Setup, seed: int):
-  """The gymnasium chunk: a host rollout loop calling jitted, seed-vmapped agent functions."""
+  """The gymnasium chunk: a host rollout loop calling jitted, seed-vmapped agent functions.
+
+  A gymnasium env's state cannot be checkpointed in general, so every chunk starts new episodes,
+  reset with a seed derived from the chunk's index, and cuts the episodes still running at its
+  end as truncated (they bootstrap from their last observation, as at a time limit). The host
+  envs are then a function of the checkpointed state: a resumed run is the uninterrupted one.
+  """
   act = jax.jit(jax.vmap(agent.act))
   update = jax.jit(jax.vmap(agent.update), donate_argnums=0)
   draw_noise = jax.jit(jax.vmap(agent.draw_noise, (0, None)), static_argnums=1)
   update_keys = jax.jit(jax.vmap(_update_keys))
-  obs = s.env.reset(seed=seed)[0]
 
   def train_step(runner, feed):
     del feed
-    nonlocal obs
-    returns = jax.device_get((runner.episode_return[0], runner.last_return[0]))
-    for _ in range(s.chunk_updates):
+    chunk = int(runner.updates[0]) // s.chunk_updates
+    obs = s.env.reset(seed=_host_episode_seed(seed, chunk))[0]
+    returns = (np.zeros(s.num_envs, np.float32), jax.device_get(runner.last_return[0]))
+    for update_index in range(s.chunk_updates):
       rollout_key, update_key = update_keys(runner)
       noise = jax.device_get(draw_noise(rollout_key, (s.rollout_steps, s.num_envs)))
       steps = []
       for t in range(s.rollout_steps):
-        action, extras = act(runner.agent, obs[None], jax.tree.map(lambda x: x[:, t], noise))
+        action, extras = jax.device_get(
+            act(runner.agent, obs[None], jax.tree.map(lambda x: x[:, t], noise)))
         # The JAX envs clip out-of-space actions (a Gaussian policy's) themselves; gymnasium's
         # bridge refuses them.
         next_obs, reward, terminated, truncated, info = s.env.step(
             np.asarray(s.env.action_space.clip(action[0])))
+        returns = _track_returns(returns, reward, terminated | truncated)
+        if update_index == s.chunk_updates - 1 and t == s.rollout_steps - 1:
+          truncated = np.ones_like(truncated)  # the chunk's end cuts every running episode
         steps.append(dict(obs=obs, action=action[0], reward=reward, terminated=terminated,
                           truncated=truncated, next_obs=info["final_observation"],
                           **jax.tree.map(lambda x: x[0], extras)))
-        returns = _track_returns(returns, reward, terminated | truncated)
         obs = next_obs
-      trajectory = jax.tree.map(lambda *xs: jnp.stack(xs)[None], *steps)
+      trajectory = jax.tree.map(lambda *xs: np.stack(xs)[None], *steps)
       agent_state, metrics = update(runner.agent, trajectory, update_key)
       runner = runner.replace(agent=agent_state, updates=runner.updates + 1)
     runner = runner.replace(episode_return=jnp.asarray(returns[0])[None],
@@ -360,8 +374,11 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
 
   def final_extras(runners, seconds):
     env_steps = int(runners.updates[0]) * s.steps_per_update
-    done_here = env_steps - first_chunk[0] * s.chunk_updates * s.steps_per_update
-    return {"env_steps": env_steps, "env_steps_per_s": s.num_seeds * done_here / seconds}
+    # A rerun of a finished run steps no chunk, and a host-stepped env is then never fed.
+    first = first_chunk[0] if first_chunk else s.num_chunks
+    done_here = env_steps - first * s.chunk_updates * s.steps_per_update
+    return {"env_steps": env_steps,
+            "env_steps_per_s": s.num_seeds * done_here / seconds if done_here else 0.0}
 
   env_steps_per_chunk = s.chunk_updates * s.steps_per_update
   return Experiment(
