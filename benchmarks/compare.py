@@ -40,7 +40,7 @@ _PEAK = flags.DEFINE_float(
 )
 _JSON = flags.DEFINE_string("json", "", "Write the results to this JSON file (and a .png chart).")
 
-INSTALL_TORCH = "pip install -e '.[bench]' (PyTorch 2.13.0, the optional extra 'bench')"
+INSTALL_TORCH = "pip install -e '.[bench]' (the optional extra 'bench': torch==2.13.0)"
 CONTENDERS = ("dljax", "torch_eager", "torch_compile")
 
 
@@ -68,8 +68,13 @@ def race(name: str, torch_device: str | None, compile_note: str) -> dict:
   workload = workloads.build(name, _BATCH.value, _DTYPE.value, _CPU_DEVICES.value)
   workload.compile()
   runners = {"dljax": workload.seconds_per_step}
-  row = {"model": name, "batch": workload.batch_size, "unit": workload.unit,
-         "steps_per_call": workload.steps_per_call, "dljax_compile_s": workload.compile_s}
+  row = {
+    "model": name,
+    "batch": workload.batch_size,
+    "unit": workload.unit,
+    "steps_per_call": workload.steps_per_call,
+    "dljax_compile_s": workload.compile_s,
+  }
   trainers = {}
   if torch_device:
     from benchmarks.torch_models import trainable_params
@@ -100,7 +105,9 @@ def race(name: str, torch_device: str | None, compile_note: str) -> dict:
     s = timing.summary(times[key]) if key in times else None
     row[f"{key}_ms"] = s["median_ms"] if s else None
     row[f"{key}_ms_range"] = [s["min_ms"], s["max_ms"]] if s else None
-    row[f"{key}_{workload.unit}_per_s"] = workload.items_per_step / s["median_ms"] * 1e3 if s else None
+    row[f"{key}_{workload.unit}_per_s"] = (
+      workload.items_per_step / s["median_ms"] * 1e3 if s else None
+    )
   row.update(flops_figures(workload, row["dljax_ms"] / 1e3, _DTYPE.value, _PEAK.value))
   for key in ("torch_eager", "torch_compile"):
     ms = row[f"{key}_ms"]
@@ -123,15 +130,20 @@ def _num(value, fmt: str, width: int) -> str:
 
 
 def format_row(r: dict) -> str:
-  mfus = " ".join(_num(r[k] and 100 * r[k], "5.1f", 5) for k in ("mfu", "mfu_torch_eager",
-                                                                   "mfu_torch_compile"))
-  return (f"{r['model']:7} {r['batch']:5d} {_ms(r, 'dljax')} {_ms(r, 'torch_eager')} "
-          f"{_ms(r, 'torch_compile')} {_num(r['ratio_eager'], '7.2f', 7)} "
-          f"{_num(r['ratio_compile'], '7.2f', 7)}  {mfus}")
+  mfus = " ".join(
+    _num(r[k] and 100 * r[k], "5.1f", 5) for k in ("mfu", "mfu_torch_eager", "mfu_torch_compile")
+  )
+  return (
+    f"{r['model']:7} {r['batch']:5d} {_ms(r, 'dljax')} {_ms(r, 'torch_eager')} "
+    f"{_ms(r, 'torch_compile')} {_num(r['ratio_eager'], '7.2f', 7)} "
+    f"{_num(r['ratio_compile'], '7.2f', 7)}  {mfus}"
+  )
 
 
-HEADER = (f"{'model':7} {'batch':>5} {'dljax ms/step':>15} {'eager ms/step':>15} "
-          f"{'compiled ms':>15} {'eager/':>7} {'compil/':>7}  {'MFU % dljax/eager/compiled':>17}")
+HEADER = (
+  f"{'model':7} {'batch':>5} {'dljax ms/step':>15} {'eager ms/step':>15} "
+  f"{'compiled ms':>15} {'eager/':>7} {'compil/':>7}  {'MFU % dljax/eager/compiled':>17}"
+)
 
 
 def main(argv):
@@ -157,13 +169,21 @@ def main(argv):
     torch_device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
     compile_note = compile_unavailable(torch_device) if _COMPILE.value else "--notorch_compile"
   peak, source = peaks.device_peak(_DTYPE.value, _PEAK.value)
-  result = {"device": report.device(), "dtype": _DTYPE.value, "versions": report.versions(),
-            "peak_tflops_per_device": peak, "peak_source": source,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-            "torch_threads": torch.get_num_threads() if torch else None, "rows": []}
-  print(f"{result['device']}, {_DTYPE.value}; jax {result['versions']['jax']}, torch "
-        f"{result['versions']['torch']} ({torch_device or 'absent'}); peak: "
-        + (f"{peak:.3g} TFLOP/s ({source})" if peak else source))
+  result = {
+    "device": report.device(),
+    "dtype": _DTYPE.value,
+    "versions": report.versions(),
+    "peak_tflops_per_device": peak,
+    "peak_source": source,
+    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+    "torch_threads": torch.get_num_threads() if torch else None,
+    "rows": [],
+  }
+  print(
+    f"{result['device']}, {_DTYPE.value}; jax {result['versions']['jax']}, torch "
+    f"{result['versions']['torch']} ({torch_device or 'absent'}); peak: "
+    + (f"{peak:.3g} TFLOP/s ({source})" if peak else source)
+  )
   if torch_note:
     print(torch_note)
   print(HEADER)
@@ -180,8 +200,10 @@ def main(argv):
   notes = {r.get("torch_compile_note") for r in result["rows"]} - {None, ""}
   for note in sorted(notes):
     print(f"compiled column n/a: {note}")
-  print("eager/, compil/: PyTorch ms / dljax ms (above 1: dljax faster); ± half the min-max "
-        f"range of {_REPEATS.value} interleaved repetitions; MFU from the model's analytic FLOPs.")
+  print(
+    "eager/, compil/: PyTorch ms / dljax ms (above 1: dljax faster); ± half the min-max "
+    f"range of {_REPEATS.value} interleaved repetitions; MFU from the model's analytic FLOPs."
+  )
   if _JSON.value:
     report.write_json(_JSON.value, result)
     if torch is not None and result["rows"]:

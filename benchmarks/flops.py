@@ -13,6 +13,7 @@ XLA's cost analysis counts every operation of the compiled step, but a loop body
 e.g. the LSTM's recurrence or several steps per call) only once: `xla_train_flops` says when.
 """
 
+import itertools
 import math
 
 import jax
@@ -37,7 +38,8 @@ def conv(batch: int, out_h: int, out_w: int, k: int, cin: int, cout: int, input_
 
 def mlp_flops(model: MLP, batch: int, image_shape: tuple) -> int:
   widths = [math.prod(image_shape), *model.hidden, model.num_classes]
-  return sum(matmul(batch, a, b, input_grad=i > 0) for i, (a, b) in enumerate(zip(widths, widths[1:])))
+  pairs = enumerate(itertools.pairwise(widths))
+  return sum(matmul(batch, a, b, input_grad=i > 0) for i, (a, b) in pairs)
 
 
 def cnn_flops(model: CNN, batch: int, image_shape: tuple) -> int:
@@ -46,8 +48,10 @@ def cnn_flops(model: CNN, batch: int, image_shape: tuple) -> int:
   for i, width in enumerate(model.features):
     total += conv(batch, h, w, 3, channels, width, input_grad=i > 0)  # 'SAME', stride 1
     h, w, channels = h // 2, w // 2, width  # 2x2 pooling
-  return total + matmul(batch, h * w * channels, model.dense) + matmul(
-    batch, model.dense, model.num_classes
+  return (
+    total
+    + matmul(batch, h * w * channels, model.dense)
+    + matmul(batch, model.dense, model.num_classes)
   )
 
 

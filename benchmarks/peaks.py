@@ -71,7 +71,9 @@ def measured_cpu_peak(dtype: str, n: int = 1024, repeats: int = 5) -> float:
   return 2 * n**3 / best / 1e12
 
 
-def device_peak(dtype: str, override: float = 0.0, num_devices: int = 1) -> tuple[float | None, str]:
+def device_peak(
+  dtype: str, override: float = 0.0, num_devices: int = 1
+) -> tuple[float | None, str]:
   """(TFLOP/s of `num_devices` accelerators or of the host, where that figure comes from); the
   TFLOP/s are None if unknown."""
   import jax

@@ -11,8 +11,6 @@ rows: `ppo` is the full PPO chunk of experiments/configs/cartpole_ppo.py (rollou
 of all seeds) in env-steps/s; `--envs` adds random-policy env-steps/s per env and env count.
 """
 
-import json
-
 from absl import flags
 
 from dljax import cli
@@ -21,6 +19,9 @@ _MODELS = flags.DEFINE_list("models", ["mlp", "cnn", "resnet"], "Workloads to me
 _BATCH = flags.DEFINE_integer("batch_size", 0, "Batch size (0: each workload's default).")
 _DTYPE = flags.DEFINE_string("dtype", "float32", "Compute dtype: float32 or bfloat16.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per repetition (whole calls).")
+_STEPS_PER_CALL = flags.DEFINE_integer(
+  "steps_per_call", 0, "Train steps per jitted call (0: each config's steps_per_call)."
+)
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Repetitions; the median step time is reported.")
 _CPU_DEVICES = flags.DEFINE_integer(
   "cpu_devices", 0, "CPU devices of each workload's mesh (0: its config's cpu_devices)."
@@ -33,36 +34,25 @@ _NUM_ENVS = flags.DEFINE_list("num_envs", ["1", "64", "4096"], "Parallel env cou
 _JSON = flags.DEFINE_string("json", "", "Also write the results to this JSON file.")
 
 
-def measure(name: str, batch_size: int, dtype: str, steps: int, repeats: int, peak_override=0.0,
-            num_devices: int = 0) -> dict:
-  """Builds, compiles and times workload `name`; returns its row of figures."""
-  from benchmarks import timing, workloads
-  from benchmarks.flops import flops_figures
-
-  workload = workloads.build(name, batch_size, dtype, num_devices)
-  workload.compile()
-  seconds = timing.interleaved({name: workload.seconds_per_step}, steps, repeats)[name]
-  row = {"model": name, "batch": workload.batch_size, "unit": workload.unit,
-         "compile_s": workload.compile_s, **timing.summary(seconds)}
-  step_s = row["median_ms"] / 1e3
-  row[f"{workload.unit}_per_s"] = workload.items_per_step / step_s
-  row.update(flops_figures(workload, step_s, dtype, peak_override))
-  return row
-
-
 def format_row(r: dict) -> str:
   flops = f"{r['flops_per_step'] / 1e9:10.3f}" if r["flops_per_step"] else f"{'n/a':>10}"
   xla = f"{r['xla_flops_per_step'] / 1e9:9.3f}{'' if r['xla_flops_complete'] else '*'}"
   mfu = f"{100 * r['mfu']:5.1f}%" if r["mfu"] is not None else f"{'n/a':>6}"
   rate = r[r["unit"] + "_per_s"]
-  return (f"{r['model']:9} {r['batch']:6d} {r['compile_s']:8.2f} {r['median_ms']:9.2f} "
-          f"{rate:10.4g} {r['unit'][:2]} {flops} {xla:>10} {mfu}")
+  return (
+    f"{r['model']:9} {r['batch']:6d} {r['compile_s']:8.2f} {r['median_ms']:9.2f} "
+    f"{rate:10.4g} {r['unit'][:2]} {flops} {xla:>10} {mfu}"
+  )
 
 
-HEADER = (f"{'model':9} {'batch':>6} {'compile':>8} {'ms/step':>9} {'items/s':>13} "
-          f"{'GFLOP/step':>10} {'XLA GFLOP':>10} {'MFU':>6}")
-FOOTNOTE = ("GFLOP/step: the model's training FLOPs from its shapes (benchmarks.flops); XLA GFLOP: "
-            "XLA's cost analysis of one step, * where it counts a loop body once (too low).")
+HEADER = (
+  f"{'model':9} {'batch':>6} {'compile':>8} {'ms/step':>9} {'items/s':>13} "
+  f"{'GFLOP/step':>10} {'XLA GFLOP':>10} {'MFU':>6}"
+)
+FOOTNOTE = (
+  "GFLOP/step: the model's training FLOPs from its shapes (benchmarks.flops); XLA GFLOP: "
+  "XLA's cost analysis of one step, * where it counts a loop body once (too low)."
+)
 
 
 def main(argv):
@@ -72,20 +62,35 @@ def main(argv):
   parallel.setup_devices()
   import jax
 
-  from benchmarks import peaks
+  from benchmarks import peaks, report, workloads
 
-  device = jax.devices()[0]
-  results = {"device": f"{jax.device_count()} x {device.device_kind}", "dtype": _DTYPE.value,
-             "jax": jax.__version__, "models": {}}
+  results = {
+    "device": report.device(),
+    "dtype": _DTYPE.value,
+    "versions": report.versions(),
+    "models": {},
+  }
   peak, source = peaks.device_peak(_DTYPE.value, _PEAK.value)
-  print(f"{results['device']}, jax {jax.__version__}, {_DTYPE.value}; peak per device: "
-        + (f"{peak:.3g} TFLOP/s ({source})" if peak else source))
+  print(
+    f"{results['device']}, jax {jax.__version__}, {_DTYPE.value}; peak per device: "
+    + (f"{peak:.3g} TFLOP/s ({source})" if peak else source)
+  )
   print(HEADER)
   for name in _MODELS.value:
-    r = measure(name, _BATCH.value, _DTYPE.value, _STEPS.value, _REPEATS.value, _PEAK.value,
-                _CPU_DEVICES.value)
+    r = workloads.measure(
+      name,
+      _BATCH.value,
+      _DTYPE.value,
+      _STEPS.value,
+      _REPEATS.value,
+      _PEAK.value,
+      _CPU_DEVICES.value,
+      _STEPS_PER_CALL.value,
+    )
     results["models"][name] = r
     print(format_row(r), flush=True)
+    if _JSON.value:  # after every row: a run stopped by a time limit keeps what it measured
+      report.write_json(_JSON.value, results)
   print(FOOTNOTE)
   if _ENVS.value:
     from dljax.rl.envs.throughput import env_steps_per_second
@@ -97,8 +102,7 @@ def main(argv):
         results["envs"][f"{env} x{num_envs}"] = rate
         print(f"{env} x {num_envs:5d} envs (random policy): {rate:,.0f} env-steps/s")
   if _JSON.value:
-    with open(_JSON.value, "w") as f:
-      json.dump(results, f, indent=2)
+    report.write_json(_JSON.value, results)
 
 
 if __name__ == "__main__":

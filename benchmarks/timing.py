@@ -5,7 +5,7 @@ the host (other processes, clock changes) hits all of them alike and their ratio
 """
 
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 
 def interleaved(runners: dict[str, Callable[[int], float]], steps: int, repeats: int) -> dict:

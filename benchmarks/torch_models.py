@@ -46,7 +46,10 @@ class CNN(nn.Module):
       h, w, channels = h // 2, w // 2, width
     self.features = nn.Sequential(*stages, nn.Flatten())
     self.head = nn.Sequential(
-      nn.Linear(h * w * channels, dense), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dense, num_classes)
+      nn.Linear(h * w * channels, dense),
+      nn.ReLU(),
+      nn.Dropout(dropout),
+      nn.Linear(dense, num_classes),
     )
 
   def forward(self, x):
@@ -169,15 +172,23 @@ def twin(model, input_shape: tuple) -> nn.Module:
   if isinstance(model, FlaxMLP):
     return MLP(math.prod(input_shape), model.hidden, model.num_classes, model.dropout)
   if isinstance(model, FlaxCNN):
-    return CNN(input_shape, model.features, model.dense, model.num_classes, model.dropout,
-               model.pool)
+    return CNN(
+      input_shape, model.features, model.dense, model.num_classes, model.dropout, model.pool
+    )
   if isinstance(model, FlaxResNet):
     return ResNet(input_shape[-1], model.stage_sizes, model.stage_features, model.num_classes)
   if isinstance(model, FlaxRNNLM) and model.cell_type == "lstm":
     return LSTMLM(model.vocab_size, model.hidden_size, model.num_layers, model.dropout)
   if isinstance(model, FlaxGPT):
-    return GPT(model.vocab_size, model.block_size, model.n_layer, model.n_head, model.n_embd,
-               model.dropout, model.bias)
+    return GPT(
+      model.vocab_size,
+      model.block_size,
+      model.n_layer,
+      model.n_head,
+      model.n_embd,
+      model.dropout,
+      model.bias,
+    )
   raise TypeError(f"no PyTorch twin of {type(model).__name__}")
 
 

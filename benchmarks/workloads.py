@@ -10,7 +10,8 @@ a larger batch (`Spec.accelerator_batch`).
 import dataclasses
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -131,8 +132,15 @@ def _mesh(config, num_devices: int):
   return parallel.make_data_mesh(min(num_devices, jax.device_count()) if num_devices else 0)
 
 
-def build(name: str, batch_size: int = 0, dtype: str = "float32", num_devices: int = 0) -> Workload:
-  """The workload `name` (see NAMES) at `batch_size` (0: the default), in compute `dtype`."""
+def build(
+  name: str,
+  batch_size: int = 0,
+  dtype: str = "float32",
+  num_devices: int = 0,
+  steps_per_call: int = 0,
+) -> Workload:
+  """The workload `name` (see NAMES) at `batch_size` (0: the default), in compute `dtype`, with
+  `steps_per_call` steps per call (0: the config's)."""
   import jax
 
   if name == "ppo":
@@ -142,6 +150,7 @@ def build(name: str, batch_size: int = 0, dtype: str = "float32", num_devices: i
   spec = SPECS[name]
   accelerator = jax.default_backend() != "cpu"
   config = load_config(spec, accelerator, dtype)
+  config.steps_per_call = steps_per_call or config.steps_per_call
   batch_size = batch_size or (accelerator and spec.accelerator_batch) or config.batch_size
   mesh = _mesh(config, num_devices)
   from dljax import parallel
@@ -155,7 +164,8 @@ def build(name: str, batch_size: int = 0, dtype: str = "float32", num_devices: i
 def _finish(name, config, model, batch, input_shape, loss_fn, init, mesh) -> Workload:
   """The workload of `loss_fn`'s train step: state replicated and `batch` split over `mesh`."""
   import jax
-  from jax.sharding import NamedSharding, PartitionSpec as P
+  from jax.sharding import NamedSharding
+  from jax.sharding import PartitionSpec as P
 
   from dljax import parallel
   from dljax.steps import make_train_step
@@ -235,7 +245,8 @@ def _language_model(name: str, config, batch_size: int, mesh) -> Workload:
 def _ppo() -> Workload:
   """One jitted chunk of cartpole_ppo: every seed's rollouts and PPO updates, on one device."""
   import jax
-  from jax.sharding import NamedSharding, PartitionSpec as P
+  from jax.sharding import NamedSharding
+  from jax.sharding import PartitionSpec as P
 
   from dljax import parallel
   from dljax.cli import load_config as load
@@ -249,3 +260,35 @@ def _ppo() -> Workload:
   s = common.setup(config)
   items = s.num_seeds * s.chunk_updates * s.steps_per_update
   return Workload("ppo", exp.train_step, state, None, items, "env-steps", config=config)
+
+
+def measure(
+  name: str,
+  batch_size: int = 0,
+  dtype: str = "float32",
+  steps: int = 20,
+  repeats: int = 5,
+  peak_override: float = 0.0,
+  num_devices: int = 0,
+  steps_per_call: int = 0,
+) -> dict:
+  """Builds, compiles and times workload `name` (see `build`); returns its row of figures:
+  compile time, median and spread of the step time, items/s, FLOPs and MFU."""
+  from benchmarks import timing
+  from benchmarks.flops import flops_figures
+
+  workload = build(name, batch_size, dtype, num_devices, steps_per_call)
+  workload.compile()
+  seconds = timing.interleaved({name: workload.seconds_per_step}, steps, repeats)[name]
+  row = {
+    "model": name,
+    "batch": workload.batch_size,
+    "unit": workload.unit,
+    "steps_per_call": workload.steps_per_call,
+    "compile_s": workload.compile_s,
+    **timing.summary(seconds),
+  }
+  step_s = row["median_ms"] / 1e3
+  row[f"{workload.unit}_per_s"] = workload.items_per_step / step_s
+  row.update(flops_figures(workload, step_s, dtype, peak_override))
+  return row

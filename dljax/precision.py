@@ -22,12 +22,12 @@ def check_dtype(name: str, device) -> None:
   if name not in DTYPES:
     raise unknown_name("dtype", name, DTYPES)
   capability = getattr(device, "compute_capability", None)
-  if name == "bfloat16" and device.platform == "gpu" and capability:
-    if float(capability) < _MIN_BF16_COMPUTE_CAPABILITY:
-      raise DljaxError(
-        f"{device.device_kind} (compute capability {capability}) has no bfloat16 arithmetic; "
-        f"use --config.dtype=float32"
-      )
+  gpu = device.platform == "gpu" and capability
+  if name == "bfloat16" and gpu and float(capability) < _MIN_BF16_COMPUTE_CAPABILITY:
+    raise DljaxError(
+      f"{device.device_kind} (compute capability {capability}) has no bfloat16 arithmetic; "
+      f"use --config.dtype=float32"
+    )
 
 
 def dtype_kwargs(model_name: str, dtype: str) -> dict:

@@ -51,10 +51,8 @@ def embed_tokens(embedding: nn.Embed, tokens) -> jax.Array:
   tied output projection.
   """
   dtype = embedding.dtype or embedding.embedding.dtype
-  return (
-    jax.nn.one_hot(tokens, embedding.num_embeddings, dtype=dtype)
-    @ embedding.embedding.astype(dtype)
-  )
+  one_hot = jax.nn.one_hot(tokens, embedding.num_embeddings, dtype=dtype)
+  return one_hot @ embedding.embedding.astype(dtype)
 
 
 class CausalSelfAttention(nn.Module):

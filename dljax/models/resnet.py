@@ -18,8 +18,9 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                   dtype=self.dtype)
+    norm = partial(
+      nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype
+    )
     conv = partial(nn.Conv, use_bias=False, dtype=self.dtype)
     residual = x
     y = conv(self.features, (3, 3), self.strides)(x)
