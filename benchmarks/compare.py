@@ -150,11 +150,7 @@ def main(argv):
   del argv
   from benchmarks import workloads
 
-  for name in _MODELS.value:
-    if name not in workloads.SPECS:
-      from dljax.errors import unknown_name
-
-      raise unknown_name("benchmark model", name, workloads.SPECS)
+  workloads.check_names(_MODELS.value, workloads.SPECS)  # ppo has no PyTorch twin
   os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before PyTorch starts its OpenMP threads
   from dljax import parallel
 
@@ -187,9 +183,9 @@ def main(argv):
   if torch_note:
     print(torch_note)
   print(HEADER)
-  for name in _MODELS.value:
-    from dljax.errors import DljaxError
+  from dljax.errors import DljaxError
 
+  for name in _MODELS.value:
     try:
       row = race(name, torch_device, compile_note or "")
     except DljaxError as e:  # e.g. a model without a bfloat16 variant

@@ -21,8 +21,3 @@ def summary(seconds: list[float]) -> dict:
   """Median and spread (min, max) of per-step times, in milliseconds."""
   ms = [1e3 * s for s in seconds]
   return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms)}
-
-
-def spread_percent(s: dict) -> float:
-  """Half the min-max range as a percentage of the median."""
-  return 50 * (s["max_ms"] - s["min_ms"]) / s["median_ms"]

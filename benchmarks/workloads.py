@@ -116,6 +116,13 @@ def load_config(spec: Spec, accelerator: bool, dtype: str):
   return config
 
 
+def check_names(names, known=NAMES):
+  """Raises the one-line error for a name in `names` that is not a workload in `known`."""
+  for name in names:
+    if name not in known:
+      raise unknown_name("benchmark model", name, known)
+
+
 def schedule_steps(config) -> int:
   """The run length the learning-rate schedule spans (vision configs derive theirs from epochs)."""
   return config.num_steps or 1000
@@ -145,8 +152,7 @@ def build(
 
   if name == "ppo":
     return _ppo()
-  if name not in SPECS:
-    raise unknown_name("benchmark model", name, NAMES)
+  check_names([name])
   spec = SPECS[name]
   accelerator = jax.default_backend() != "cpu"
   config = load_config(spec, accelerator, dtype)

@@ -31,7 +31,7 @@ def check_dtype(name: str, device) -> None:
 
 
 def dtype_kwargs(model_name: str, dtype: str) -> dict:
-  """The model constructor's `dtype` argument for a run in `dtype` (none for float32-only models)."""
+  """The model constructor's `dtype` argument for a run in `dtype` (none: a float32-only model)."""
   check_dtype(dtype, jax.devices()[0])
   if accepts(model_name, "dtype"):
     return {"dtype": dtype}
