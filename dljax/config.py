@@ -52,6 +52,9 @@ def image_classification_config() -> ml_collections.ConfigDict:
   c.dataset = "mnist5k"
   c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
   c.tfds_download = True
+  # Compute dtype: float32, or bfloat16 (float32 parameters, optimizer state and loss; for the cnn
+  # and resnet models). See dljax.precision.
+  c.dtype = "float32"
   c.batch_size = 128
   c.eval_batch_size = 1000
   c.num_epochs = 10
@@ -67,6 +70,9 @@ def language_model_config() -> ml_collections.ConfigDict:
   c.dataset = "tiny_shakespeare"  # or text:PATH for any local UTF-8 file
   c.data_dir = ""
   c.tfds_download = False
+  # Compute dtype: float32, or bfloat16 (float32 parameters, optimizer state and loss; for the
+  # gpt model). See dljax.precision.
+  c.dtype = "float32"
   c.block_size = 256
   c.batch_size = 64
   c.num_steps = 5000

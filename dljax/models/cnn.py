@@ -1,6 +1,6 @@
 """Small convolutional classifier (conv-relu-pool stages, then a dense head) for any image size."""
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -21,6 +21,7 @@ class ShiftConv(nn.Module):
 
   features: int
   kernel_size: int = 3
+  dtype: Any = jnp.float32  # compute dtype; the parameters are float32
 
   @nn.compact
   def __call__(self, x):
@@ -29,6 +30,7 @@ class ShiftConv(nn.Module):
       raise ValueError(f"ShiftConv needs an odd kernel_size, got {k}")
     kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, cin, self.features))
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    x, kernel, bias = (a.astype(self.dtype) for a in (x, kernel, bias))
     r, h, w = k // 2, x.shape[1], x.shape[2]
     padded = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
     # Channel order (kh, kw, in) matches the kernel's row-major flattening.
@@ -55,6 +57,7 @@ class CNN(nn.Module):
   pool: "max" or "avg" (see `pool2x2`).
   The input of the logits layer is sown as `intermediates/features` (read it with
   `apply(..., mutable=["intermediates"])`): dljax.fid's feature space.
+  dtype: compute dtype (e.g. bfloat16); parameters stay float32.
   """
 
   num_classes: int
@@ -63,6 +66,7 @@ class CNN(nn.Module):
   dropout: float = 0.0
   conv: str = "flax"
   pool: str = "max"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -71,11 +75,14 @@ class CNN(nn.Module):
     if self.pool not in POOLS:
       raise unknown_name("pool", self.pool, POOLS)
     for width in self.features:
-      conv = nn.Conv(width, (3, 3)) if self.conv == "flax" else ShiftConv(width)
+      if self.conv == "flax":
+        conv = nn.Conv(width, (3, 3), dtype=self.dtype)
+      else:
+        conv = ShiftConv(width, dtype=self.dtype)
       x = pool2x2(nn.relu(conv(x)), self.pool)
     x = x.reshape(x.shape[0], -1)
-    x = nn.relu(nn.Dense(self.dense)(x))
+    x = nn.relu(nn.Dense(self.dense, dtype=self.dtype)(x))
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     if not self.is_initializing():  # init would store it as a model collection of the state
       self.sow("intermediates", "features", x)
-    return nn.Dense(self.num_classes)(x)
+    return nn.Dense(self.num_classes, dtype=self.dtype)(x)

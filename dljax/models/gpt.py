@@ -11,6 +11,7 @@ pytree, which keeps the whole sampling loop a single ``lax.scan``
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import flax.linen as nn
 import flax.struct
@@ -34,24 +35,24 @@ class KVCache:
   length: jax.Array  # int32 scalar
 
 
-def init_kv_cache(model: "GPT", batch_size: int, dtype=jnp.float32) -> KVCache:
-  """An empty cache with room for ``model.block_size`` positions."""
+def init_kv_cache(model: "GPT", batch_size: int, dtype=None) -> KVCache:
+  """An empty cache with room for ``model.block_size`` positions (default: the model's dtype)."""
+  dtype = dtype or model.dtype
   shape = (model.n_layer, batch_size, model.block_size, model.n_head, model.n_embd // model.n_head)
   return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32))
 
 
 def embed_tokens(embedding: nn.Embed, tokens) -> jax.Array:
-  """Embedding lookup as a one-hot matmul.
+  """Embedding lookup as a one-hot matmul, in the embedding's compute dtype.
 
   Unlike ``nn.Embed``'s gather, this propagates a batch-sharded ``tokens``
   under an explicit-sharding mesh (a gather with sharded indices is rejected
   as ambiguous), and for character vocabularies it costs no more than the
   tied output projection.
   """
-  return (
-    jax.nn.one_hot(tokens, embedding.num_embeddings, dtype=embedding.embedding.dtype)
-    @ embedding.embedding
-  )
+  dtype = embedding.dtype or embedding.embedding.dtype
+  one_hot = jax.nn.one_hot(tokens, embedding.num_embeddings, dtype=dtype)
+  return one_hot @ embedding.embedding.astype(dtype)
 
 
 class CausalSelfAttention(nn.Module):
@@ -70,12 +71,15 @@ class CausalSelfAttention(nn.Module):
   bias: bool
   n_layer: int
   explicit_attention: bool = False
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, deterministic: bool, layer_cache=None, cache_length=None):
     batch, length, width = x.shape
     head_dim = width // self.n_head
-    qkv = nn.Dense(3 * width, use_bias=self.bias, kernel_init=_weight_init, name="c_attn")(x)
+    qkv = nn.Dense(
+      3 * width, use_bias=self.bias, kernel_init=_weight_init, dtype=self.dtype, name="c_attn"
+    )(x)
     qkv = qkv.reshape(batch, length, 3, self.n_head, head_dim)
     query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
 
@@ -95,17 +99,20 @@ class CausalSelfAttention(nn.Module):
       scores = jnp.einsum("bqhd,bkhd->bhqk", query, key) / math.sqrt(head_dim)
       if mask is None:
         mask = jnp.tril(jnp.ones((length, length), dtype=bool))[None, None]
-      scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
+      # The softmax runs in float32 whatever the compute dtype (bfloat16 logits lose the tail).
+      scores = jnp.where(mask, scores.astype(jnp.float32), jnp.finfo(jnp.float32).min)
       probabilities = jax.nn.softmax(scores, axis=-1)
       self.sow("intermediates", "attention_weights", probabilities)
-      y = jnp.einsum("bhqk,bkhd->bqhd", probabilities, value)
+      y = jnp.einsum("bhqk,bkhd->bqhd", probabilities.astype(value.dtype), value)
     else:
       y = jax.nn.dot_product_attention(query, key, value, mask=mask, is_causal=mask is None)
 
     y = y.reshape(batch, length, width)
     # nanoGPT scales the init of residual projections by 1/sqrt(2 * n_layer).
     residual_init = nn.initializers.normal(stddev=0.02 / math.sqrt(2 * self.n_layer))
-    y = nn.Dense(width, use_bias=self.bias, kernel_init=residual_init, name="c_proj")(y)
+    y = nn.Dense(
+      width, use_bias=self.bias, kernel_init=residual_init, dtype=self.dtype, name="c_proj"
+    )(y)
     y = nn.Dropout(self.dropout)(y, deterministic=deterministic)
     return y, new_layer_cache
 
@@ -116,14 +123,19 @@ class MLP(nn.Module):
   dropout: float
   bias: bool
   n_layer: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, deterministic: bool):
     width = x.shape[-1]
-    h = nn.Dense(4 * width, use_bias=self.bias, kernel_init=_weight_init, name="c_fc")(x)
+    h = nn.Dense(
+      4 * width, use_bias=self.bias, kernel_init=_weight_init, dtype=self.dtype, name="c_fc"
+    )(x)
     h = nn.gelu(h, approximate=False)
     residual_init = nn.initializers.normal(stddev=0.02 / math.sqrt(2 * self.n_layer))
-    h = nn.Dense(width, use_bias=self.bias, kernel_init=residual_init, name="c_proj")(h)
+    h = nn.Dense(
+      width, use_bias=self.bias, kernel_init=residual_init, dtype=self.dtype, name="c_proj"
+    )(h)
     return nn.Dropout(self.dropout)(h, deterministic=deterministic)
 
 
@@ -135,21 +147,29 @@ class Block(nn.Module):
   bias: bool
   n_layer: int
   explicit_attention: bool = False
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, deterministic: bool, layer_cache=None, cache_length=None):
     attention = CausalSelfAttention(
-      self.n_head, self.dropout, self.bias, self.n_layer, self.explicit_attention, name="attn"
+      self.n_head,
+      self.dropout,
+      self.bias,
+      self.n_layer,
+      self.explicit_attention,
+      self.dtype,
+      name="attn",
     )
     h, new_layer_cache = attention(
-      nn.LayerNorm(epsilon=1e-5, use_bias=self.bias, name="ln_1")(x),
+      nn.LayerNorm(epsilon=1e-5, use_bias=self.bias, dtype=self.dtype, name="ln_1")(x),
       deterministic,
       layer_cache,
       cache_length,
     )
     x = x + h
-    mlp = MLP(self.dropout, self.bias, self.n_layer, name="mlp")
-    x = x + mlp(nn.LayerNorm(epsilon=1e-5, use_bias=self.bias, name="ln_2")(x), deterministic)
+    mlp = MLP(self.dropout, self.bias, self.n_layer, self.dtype, name="mlp")
+    ln_2 = nn.LayerNorm(epsilon=1e-5, use_bias=self.bias, dtype=self.dtype, name="ln_2")
+    x = x + mlp(ln_2(x), deterministic)
     return x, new_layer_cache
 
 
@@ -162,6 +182,8 @@ class GPT(nn.Module):
   ones and ``(logits, extended_cache)`` is returned; the caller keeps
   ``kv_cache.length + length <= block_size``.
   Dropout needs ``deterministic=False`` and a 'dropout' rng.
+  ``dtype`` is the compute dtype (activations, matmuls, logits); parameters stay float32, and
+  LayerNorm statistics and the attention softmax are computed in float32.
   """
 
   vocab_size: int
@@ -172,6 +194,7 @@ class GPT(nn.Module):
   dropout: float = 0.0
   bias: bool = True
   explicit_attention: bool = False
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, tokens, *, deterministic: bool = True, kv_cache: KVCache | None = None):
@@ -182,12 +205,12 @@ class GPT(nn.Module):
       raise ValueError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
 
     token_embedding = nn.Embed(
-      self.vocab_size, self.n_embd, embedding_init=_weight_init, name="wte"
+      self.vocab_size, self.n_embd, embedding_init=_weight_init, dtype=self.dtype, name="wte"
     )
     position_embedding = self.param("wpe", _weight_init, (self.block_size, self.n_embd))
     start = 0 if kv_cache is None else kv_cache.length
     positions = start + jnp.arange(length)
-    x = embed_tokens(token_embedding, tokens) + position_embedding[positions]
+    x = embed_tokens(token_embedding, tokens) + position_embedding[positions].astype(self.dtype)
     x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
 
     new_keys, new_values = [], []
@@ -199,13 +222,14 @@ class GPT(nn.Module):
         self.bias,
         self.n_layer,
         self.explicit_attention,
+        self.dtype,
         name=f"h_{layer}",
       )
       x, (keys, values) = block(x, deterministic, layer_cache, start)
       new_keys.append(keys)
       new_values.append(values)
 
-    x = nn.LayerNorm(epsilon=1e-5, use_bias=self.bias, name="ln_f")(x)
+    x = nn.LayerNorm(epsilon=1e-5, use_bias=self.bias, dtype=self.dtype, name="ln_f")(x)
     logits = token_embedding.attend(x)
     if kv_cache is None:
       return logits

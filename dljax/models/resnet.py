@@ -5,7 +5,7 @@ size (28x28 MNIST, 8x8 digits) because the head is global average pooling.
 """
 
 from functools import partial
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -14,35 +14,44 @@ import jax.numpy as jnp
 class BasicBlock(nn.Module):
   features: int
   strides: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool):
-    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5)
+    norm = partial(
+      nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype
+    )
+    conv = partial(nn.Conv, use_bias=False, dtype=self.dtype)
     residual = x
-    y = nn.Conv(self.features, (3, 3), self.strides, use_bias=False)(x)
+    y = conv(self.features, (3, 3), self.strides)(x)
     y = nn.relu(norm()(y))
-    y = nn.Conv(self.features, (3, 3), use_bias=False)(y)
+    y = conv(self.features, (3, 3))(y)
     # Zero-init the last BN scale so every block starts as the identity (Goyal et al. 2017).
     y = norm(scale_init=nn.initializers.zeros)(y)
     if residual.shape != y.shape:
-      residual = nn.Conv(self.features, (1, 1), self.strides, use_bias=False)(residual)
+      residual = conv(self.features, (1, 1), self.strides)(residual)
       residual = norm()(residual)
     return nn.relu(residual + y)
 
 
 class ResNet(nn.Module):
+  """`dtype` is the compute dtype; parameters and BatchNorm statistics stay float32."""
+
   num_classes: int
   stage_sizes: Sequence[int]
   stage_features: Sequence[int]
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = nn.Conv(self.stage_features[0], (3, 3), use_bias=False)(x)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(x))
+    x = nn.Conv(self.stage_features[0], (3, 3), use_bias=False, dtype=self.dtype)(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype)(x)
+    x = nn.relu(x)
     for stage, (blocks, features) in enumerate(zip(self.stage_sizes, self.stage_features)):
       for block in range(blocks):
-        x = BasicBlock(features, strides=2 if stage > 0 and block == 0 else 1)(x, train)
-    return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))
+        strides = 2 if stage > 0 and block == 0 else 1
+        x = BasicBlock(features, strides, self.dtype)(x, train)
+    return nn.Dense(self.num_classes, dtype=self.dtype)(jnp.mean(x, axis=(1, 2)))
 
 
 ResNet20 = partial(ResNet, stage_sizes=(3, 3, 3), stage_features=(16, 32, 64))

@@ -12,6 +12,7 @@ from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.loop import Experiment
 from dljax.models import build_model
 from dljax.optim import make_optimizer
+from dljax.precision import dtype_kwargs
 from dljax.steps import make_eval_step, make_train_step
 from dljax.train_state import init_model_state
 
@@ -21,7 +22,8 @@ def model_kwargs(config) -> dict:
 
 
 def classification_loss(params, state, batch, rng, train):
-  """Softmax cross-entropy; updates BatchNorm statistics (the mutable collections) in training."""
+  """Softmax cross-entropy (in float32 whatever the model's compute dtype); updates BatchNorm
+  statistics (the mutable collections) in training."""
   variables = state.variables(params)
   rngs = {"dropout": rng} if rng is not None else None
   if train and state.mutable:
@@ -29,6 +31,7 @@ def classification_loss(params, state, batch, rng, train):
                                      mutable=list(state.mutable))
   else:
     logits, mutable = state.apply_fn(variables, batch["image"], train=train, rngs=rngs), None
+  logits = logits.astype(jnp.float32)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
   return loss, ({"accuracy": accuracy}, mutable)
@@ -39,7 +42,8 @@ def build_experiment(config, mesh) -> Experiment:
   if data.train_labels is None:
     raise DljaxError(f"dataset {config.dataset!r} has no labels to classify; use a labelled one "
                      f"(--config.dataset=mnist5k, mnist, fashion_mnist, cifar10)")
-  model = build_model(config.model.name, num_classes=data.num_classes, **model_kwargs(config))
+  model = build_model(config.model.name, num_classes=data.num_classes, **model_kwargs(config),
+                      **dtype_kwargs(config.model.name, config.dtype))
   train_data = DeviceDataset({"image": data.train_images, "label": data.train_labels},
                              config.batch_size, config.seed, mesh)
   num_steps = config.num_steps or config.num_epochs * train_data.steps_per_epoch

@@ -22,6 +22,7 @@ from dljax.generation import generate
 from dljax.loop import Experiment
 from dljax.models import accepts, build_from_spec
 from dljax.optim import make_optimizer
+from dljax.precision import dtype_kwargs
 from dljax.steps import make_eval_step, make_train_step
 from dljax.train_state import init_model_state
 
@@ -38,6 +39,7 @@ def model_spec(config, vocab_size: int) -> dict:
   spec["vocab_size"] = vocab_size
   if accepts(spec["name"], "block_size"):
     spec["block_size"] = config.block_size
+  spec.update(dtype_kwargs(spec["name"], config.dtype))
   return spec
 
 
