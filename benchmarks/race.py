@@ -1,10 +1,10 @@
 """A dljax config raced against its peer implementation, back to back on one machine.
 
-  source ../shared/peers/peers-env.sh   # builds the peers' venvs once, sets TORCH_PY and PJR_PY
   python -m benchmarks.race --race shakespeare_gpt --repeats 2 [--json FILE]
   python -m benchmarks.race --race cartpole_ppo --repeats 2
 
-Each repetition runs the peer, then dljax's `experiments.train` on the matching config, each as a
+The peers are the ones in ../shared/peers (`--peers`); their `peers-env.sh` builds their
+virtual environments the first time. Each repetition runs the peer, then dljax's `experiments.train` on the matching config, each as a
 whole command timed from process start to exit (nanoGPT: its `train.py` process, as its wrapper
 reports it; the data preparation before it is not counted). Printed and written per repetition:
 both wall times, both quality figures and the ratio dljax / peer. The absolute times move with the
@@ -112,19 +112,28 @@ def pair_result(race: str, dljax_s: float, dljax_final: dict, peer_s: float, pee
   }
 
 
-def peer_python(race: str | None, repeats: int, peers: str, environ=os.environ) -> str:
-  """Checks the arguments; the peer's interpreter, from the variable peers-env.sh sets."""
+def peer_python(race: str | None, repeats: int, peers: str) -> str:
+  """Checks the arguments; the peer's interpreter, as the peers' `peers-env.sh` sets it up."""
   if race not in RACES:
     raise DljaxError(f"--race={race} is not a race; choose one of {', '.join(RACES)}")
   if repeats < 1:
     raise DljaxError(f"--repeats={repeats} must be at least 1")
+  script = os.path.join(peers, "peers-env.sh")
+  if not os.path.isfile(script):
+    raise DljaxError(f"{script} does not exist; point --peers at the peers' directory")
   variable = RACES[race].peer_python
-  python = environ.get(variable, "")
-  if not os.path.isfile(python):
+  # Sourcing builds the peers' venvs the first time (minutes), then only names them.
+  proc = subprocess.run(
+    ["bash", "-c", f'source "{script}" >&2 && echo "${variable}"'],
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  python = proc.stdout.strip()
+  if proc.returncode or not os.path.isfile(python):
     raise DljaxError(
-      f"${variable} ({python or 'unset'}) is not the peer's Python; run "
-      f"`source {os.path.join(peers, 'peers-env.sh')}` first (it builds the peers' "
-      f"venvs once)"
+      f"{script} did not set up ${variable} ({python or 'unset'}): "
+      f"{proc.stderr.strip()[-500:]}; run `source {script}` to see why"
     )
   return python
 

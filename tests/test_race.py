@@ -24,14 +24,17 @@ def test_pair_result_is_dljax_time_over_peer_time_with_both_quality_figures():
   }
 
 
-def test_peer_python_comes_from_the_variable_peers_env_sets(tmp_path):
+def test_peer_python_is_what_peers_env_sets(tmp_path):
   python = tmp_path / "python"
   python.write_text("")
-  assert race.peer_python("shakespeare_gpt", 2, "peers", {"TORCH_PY": str(python)}) == str(python)
-  with pytest.raises(DljaxError, match=r"\$PJR_PY \(unset\).*source peers/peers-env.sh"):
-    race.peer_python("cartpole_ppo", 1, "peers", {"TORCH_PY": str(python)})
+  (tmp_path / "peers-env.sh").write_text(f"TORCH_PY={python}\nPJR_PY=/nowhere/python\n")
+  assert race.peer_python("shakespeare_gpt", 2, str(tmp_path)) == str(python)
+  with pytest.raises(DljaxError, match=r"did not set up \$PJR_PY \(/nowhere/python\)"):
+    race.peer_python("cartpole_ppo", 1, str(tmp_path))
   with pytest.raises(DljaxError, match="--repeats=0 must be at least 1"):
-    race.peer_python("cartpole_ppo", 0, "peers", {"PJR_PY": str(python)})
+    race.peer_python("cartpole_ppo", 0, str(tmp_path))
+  with pytest.raises(DljaxError, match="point --peers at the peers' directory"):
+    race.peer_python("cartpole_ppo", 1, str(tmp_path / "missing"))
 
 
 def test_dljax_command_runs_the_race_config_with_overrides():
