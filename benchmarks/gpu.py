@@ -45,6 +45,7 @@ CORPUS_CANDIDATES = ("../shared/data/tinyshakespeare.txt", "shared/data/tinyshak
 THROUGHPUT_S = 110
 GPT2_S = 90
 MIN_TRAIN_S = 60  # below this the training run is skipped, not started
+MIN_PART_S = 10  # likewise for the other parts
 REPORT_S = 5
 
 
@@ -54,6 +55,15 @@ class Clock:
 
   def left(self) -> float:
     return self.deadline - time.monotonic()
+
+  def budget(self, cap: float, minimum: float) -> float | None:
+    """Seconds for the next part (at most `cap`), None if fewer than `minimum` are left."""
+    left = min(cap, self.left() - REPORT_S)
+    return left if left >= minimum else None
+
+
+def skipped(clock: Clock, minimum: float) -> dict:
+  return {"skipped": f"{clock.left():.0f} s were left of the budget; the part needs {minimum} s"}
 
 
 def run_part(args: list[str], timeout_s: float, log_path: str) -> dict:
@@ -134,10 +144,11 @@ def part_throughput(clock: Clock, scratch: str, dry_run: bool) -> dict:
     if dry_run
     else ["--models=mlp,cnn,resnet,lstm,gpt", "--steps=20", "--repeats=3"]
   )
+  budget = clock.budget(THROUGHPUT_S, MIN_PART_S)
+  if budget is None:
+    return skipped(clock, MIN_PART_S)
   run = run_part(
-    ["benchmarks.throughput", *sizes, f"--json={path}"],
-    min(THROUGHPUT_S, clock.left() - REPORT_S),
-    os.path.join(scratch, "tp.log"),
+    ["benchmarks.throughput", *sizes, f"--json={path}"], budget, os.path.join(scratch, "tp.log")
   )
   return {**run, "result": read_json(path)}
 
@@ -150,18 +161,21 @@ def part_gpt2(clock: Clock, scratch: str, dry_run: bool) -> dict:
     if dry_run
     else ["--models=gpt2", "--steps=10", "--repeats=3"]
   )
+  budget = clock.budget(GPT2_S, MIN_PART_S)
+  if budget is None:
+    return skipped(clock, MIN_PART_S)
   run = run_part(
     ["benchmarks.throughput", *sizes, "--dtype=bfloat16", f"--json={path}"],
-    min(GPT2_S, clock.left() - REPORT_S),
+    budget,
     os.path.join(scratch, "gpt2.log"),
   )
   return {**run, "result": read_json(path)}
 
 
 def part_shakespeare(clock: Clock, scratch: str, dry_run: bool) -> dict:
-  budget = clock.left() - REPORT_S
-  if budget < (0 if dry_run else MIN_TRAIN_S):
-    return {"skipped": f"only {budget:.0f} s left of the budget; it needs more than {MIN_TRAIN_S}"}
+  budget = clock.budget(float("inf"), MIN_PART_S if dry_run else MIN_TRAIN_S)
+  if budget is None:
+    return skipped(clock, MIN_PART_S if dry_run else MIN_TRAIN_S)
   workdir = os.path.join(scratch, "shakespeare_gpt")
   dataset = find_corpus()
   config = "experiments/configs/shakespeare_gpt.py" + (":smoke" if dry_run else "")
@@ -284,7 +298,7 @@ def main(argv):
     result = part(clock, scratch, _DRY_RUN.value)
     report["parts"][name] = result
     print(f"{name}: {note(result)}", flush=True)
-  measured = report["parts"]["throughput"]["result"] or {}
+  measured = report["parts"]["throughput"].get("result") or {}
   report["device"] = {
     "jax_device": measured.get("device"),
     "versions": measured.get("versions"),

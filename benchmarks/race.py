@@ -1,7 +1,7 @@
 """A dljax config raced against its peer implementation, back to back on one machine.
 
-  python -m benchmarks.race --race shakespeare_gpt --repeats 2 [--json FILE]
-  python -m benchmarks.race --race cartpole_ppo --repeats 2
+  python -m benchmarks.race --race shakespeare_gpt --pairs 2 [--race_json FILE]
+  python -m benchmarks.race --race cartpole_ppo --pairs 2
 
 The peers are the ones in ../shared/peers (`--peers`); their `peers-env.sh` builds their
 virtual environments the first time. Each repetition runs the peer, then dljax's `experiments.train` on the matching config, each as a
@@ -37,7 +37,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared")
 
 _RACE = flags.DEFINE_string("race", None, "Which race: shakespeare_gpt or cartpole_ppo.")
-_REPEATS = flags.DEFINE_integer("repeats", 1, "Back-to-back pairs to run.")
+_REPEATS = flags.DEFINE_integer("pairs", 1, "Back-to-back pairs to run.")
 _PEERS = flags.DEFINE_string("peers", os.path.join(SHARED, "peers"), "The peers' directory.")
 _CORPUS = flags.DEFINE_string(
   "corpus",
@@ -47,7 +47,7 @@ _CORPUS = flags.DEFINE_string(
 _OVERRIDES = flags.DEFINE_multi_string(
   "override", [], "KEY=VALUE: a --config.KEY=VALUE for the dljax run (repeatable)."
 )
-_JSON = flags.DEFINE_string("json", "", "Also write the results to this JSON file.")
+_JSON = flags.DEFINE_string("race_json", "", "Also write the results to this JSON file.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +117,7 @@ def peer_python(race: str | None, repeats: int, peers: str) -> str:
   if race not in RACES:
     raise DljaxError(f"--race={race} is not a race; choose one of {', '.join(RACES)}")
   if repeats < 1:
-    raise DljaxError(f"--repeats={repeats} must be at least 1")
+    raise DljaxError(f"--pairs={repeats} must be at least 1")
   script = os.path.join(peers, "peers-env.sh")
   if not os.path.isfile(script):
     raise DljaxError(f"{script} does not exist; point --peers at the peers' directory")

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +55,21 @@ def test_peak_table_answers_for_real_device_kinds():
   assert peaks.matmul_precision("float32", "gpu", "highest") == "fp32"
   assert peaks.matmul_precision("float32", "tpu", None) == "bf16"
   assert peaks.matmul_precision("bfloat16", "gpu", "highest") == "bf16"
+
+
+def test_device_peak_of_a_gpu_or_unknown_device(monkeypatch):
+  def lend(kind):
+    device = types.SimpleNamespace(platform="gpu", device_kind=kind)
+    monkeypatch.setattr(jax, "devices", lambda: [device])
+
+  lend("NVIDIA H200")
+  assert peaks.device_peak("bfloat16") == (989.4, "NVIDIA H200 bf16 spec x 1")
+  assert peaks.device_peak("float32", num_devices=2) == (2 * 494.7, "NVIDIA H200 tf32 spec x 2")
+  lend("NVIDIA L4")
+  peak, source = peaks.device_peak("bfloat16")
+  assert peak is None and source.startswith("peak unknown for 'NVIDIA L4'")
+  assert "--peak_tflops" in source
+  assert peaks.device_peak("bfloat16", override=121.0) == (121.0, "--peak_tflops")
 
 
 def test_unknown_benchmark_model_lists_the_known_ones():

@@ -31,7 +31,7 @@ def test_peer_python_is_what_peers_env_sets(tmp_path):
   assert race.peer_python("shakespeare_gpt", 2, str(tmp_path)) == str(python)
   with pytest.raises(DljaxError, match=r"did not set up \$PJR_PY \(/nowhere/python\)"):
     race.peer_python("cartpole_ppo", 1, str(tmp_path))
-  with pytest.raises(DljaxError, match="--repeats=0 must be at least 1"):
+  with pytest.raises(DljaxError, match="--pairs=0 must be at least 1"):
     race.peer_python("cartpole_ppo", 0, str(tmp_path))
   with pytest.raises(DljaxError, match="point --peers at the peers' directory"):
     race.peer_python("cartpole_ppo", 1, str(tmp_path / "missing"))

@@ -188,6 +188,6 @@ def test_dqn_trains_through_the_gymnasium_bridge(tmp_path):
   summary = json.load(open(tmp_path / "summary.json"))
   assert summary["final"]["env_steps"] == summary["config"]["total_env_steps"]
   records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
-  q = [r["q"] for r in records if r["split"] == "train"]
+  q = [r["online_q"] for r in records if r["split"] == "train"]
   # From ~0 at initialisation the Q-values climb towards the discounted sum of CartPole's +1s.
   assert len(q) == summary["steps"] and q[-1] > q[0] + 0.2, q
