@@ -22,8 +22,8 @@ def model_kwargs(config) -> dict:
 
 
 def classification_loss(params, state, batch, rng, train):
-  """Softmax cross-entropy (in float32 whatever the model's compute dtype); updates BatchNorm
-  statistics (the mutable collections) in training."""
+  """Softmax cross-entropy in at least float32 (a bf16 model's logits go up, a float64 check's
+  stay); updates BatchNorm statistics (the mutable collections) in training."""
   variables = state.variables(params)
   rngs = {"dropout": rng} if rng is not None else None
   if train and state.mutable:
@@ -31,7 +31,7 @@ def classification_loss(params, state, batch, rng, train):
                                      mutable=list(state.mutable))
   else:
     logits, mutable = state.apply_fn(variables, batch["image"], train=train, rngs=rngs), None
-  logits = logits.astype(jnp.float32)
+  logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))  # bf16 up, f64 kept
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
   return loss, ({"accuracy": accuracy}, mutable)
