@@ -40,7 +40,8 @@ SPECS = {
   "gpt": Spec("shakespeare_gpt", None, cpu_variant="cpu"),
   "gpt2": Spec("gpt2_small", None),
 }
-NAMES = (*SPECS, "ppo")
+GENERATIVE = {"vae": "mnist_vae", "dcgan": "mnist_dcgan"}  # timed as experiments.train runs them
+NAMES = (*SPECS, "ppo", *GENERATIVE)
 
 
 @dataclasses.dataclass
@@ -67,7 +68,9 @@ class Workload:
 
   @property
   def batch_size(self) -> int:
-    return len(next(iter(self.batch.values()))) if self.batch else 0
+    if self.batch:
+      return len(next(iter(self.batch.values())))
+    return self.config.get("batch_size", 0) if self.config else 0
 
   def compile(self):
     """Compiles the step ahead of time and runs two calls (first runs allocate buffers)."""
@@ -152,6 +155,8 @@ def build(
 
   if name == "ppo":
     return _ppo()
+  if name in GENERATIVE:
+    return _generative(name, num_devices)
   check_names([name])
   spec = SPECS[name]
   accelerator = jax.default_backend() != "cpu"
@@ -266,6 +271,27 @@ def _ppo() -> Workload:
   s = common.setup(config)
   items = s.num_seeds * s.chunk_updates * s.steps_per_update
   return Workload("ppo", exp.train_step, state, None, items, "env-steps", config=config)
+
+
+def _generative(name: str, num_devices: int) -> Workload:
+  """One call of the VAE's or the DCGAN's train step (D then G) exactly as `experiments.train`
+  runs its config, fed from its device-resident dataset."""
+  import jax
+  from jax.sharding import NamedSharding
+  from jax.sharding import PartitionSpec as P
+
+  from dljax import parallel
+  from dljax.cli import load_config as load
+  from dljax.tasks import build_experiment
+
+  config = load(os.path.join(REPO, "experiments", "configs", f"{GENERATIVE[name]}.py"))
+  config.fid_classifier_workdir = ""  # FID is part of evaluation, not of the step
+  mesh = _mesh(config, num_devices)
+  exp = build_experiment(config, mesh)
+  state = jax.jit(exp.init_state, out_shardings=NamedSharding(mesh, P()))()
+  return Workload(name, exp.train_step, state, exp.feed(0), config.batch_size, "examples",
+                  steps_per_call=exp.steps_per_call, config=config,
+                  bounded=parallel.needs_bounded_dispatch(mesh), num_devices=mesh.size)
 
 
 def measure(
