@@ -3,8 +3,8 @@
 Starts N fresh processes, each under a timeout, and counts those that hang (killed at the timeout)
 or fail. What each process runs (--what):
   init   cartpole_ppo's 8-seed initial state computed as the loop does (jitted, replicated), 3 times
-  vmap   the same networks initialised with the seeds vmapped: the pattern that deadlocked
-         (docs/xla-cpu-qr-deadlock.md); expect hangs
+  vmap   its networks initialised with the seeds vmapped (replicated on every device): the pattern
+         that deadlocked (docs/xla-cpu-qr-deadlock.md); expect hangs
   train  python -m experiments.train --config experiments/configs/cartpole_ppo.py:smoke
 
   python tests/stress_rl_starts.py --what init --n 100 --cpu_devices 2 --parallel 2 --timeout 120
@@ -39,11 +39,13 @@ for _ in range(3):
 VMAP = """
 import sys
 import jax, jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
 from dljax import parallel
 from dljax.models.rl import ActorCritic
 parallel.setup_devices(int(sys.argv[1]))
 model = ActorCritic(action_dim=2)
-init = jax.jit(jax.vmap(lambda key: model.init(key, jnp.zeros((4,)))))
+init = jax.jit(jax.vmap(lambda key: model.init(key, jnp.zeros((4,)))),
+               out_shardings=NamedSharding(parallel.make_data_mesh(), P()))
 for i in range(3):
   jax.block_until_ready(init(jax.random.split(jax.random.key(i), 8)))
 """
