@@ -56,28 +56,31 @@ def _with_mutable(net: TrainState, name: str, collections) -> TrainState:
   return net.replace(mutable=dict(collections))
 
 
+def _gradients(loss_fn: LossFn, net: TrainState, state, batch):
+  """`loss_fn`'s gradient for `net`'s params, given the whole `state`: (net with the gradient
+  applied, the loss's mutable updates, metrics with `loss` and `grad_norm`)."""
+  rng = jax.random.fold_in(net.rng, net.step)
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  (loss, (metrics, mutable)), grads = grad_fn(net.params, state, batch, rng, True)
+  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
+  return net.apply_gradients(grads), mutable, metrics
+
+
 def _gradient_update(state, update: Update, batch):
   """`update` applied to `state`: (new state, metrics prefixed by the network's name)."""
-  net = getattr(state, update.network)
-  rng = jax.random.fold_in(net.rng, net.step)
-  grad_fn = jax.value_and_grad(update.loss_fn, has_aux=True)
-  (loss, (metrics, mutable)), grads = grad_fn(net.params, state, batch, rng, True)
-  state = state.replace(**{update.network: net.apply_gradients(grads)})
+  net, mutable, metrics = _gradients(update.loss_fn, getattr(state, update.network), state, batch)
+  state = state.replace(**{update.network: net})
   for name, collections in (mutable or {}).items():
     state = state.replace(**{name: _with_mutable(getattr(state, name), name, collections)})
-  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
   return state, {f"{update.network}_{k}": v for k, v in metrics.items()}
 
 
 def _single_update(loss_fn: LossFn, state: TrainState, batch):
   """The one-network case: the state is the `TrainState` itself and metrics keep their names."""
-  rng = jax.random.fold_in(state.rng, state.step)
-  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-  (loss, (metrics, mutable)), grads = grad_fn(state.params, state, batch, rng, True)
-  state = state.apply_gradients(grads)
+  state, mutable, metrics = _gradients(loss_fn, state, state, batch)
   if mutable is not None:
     state = _with_mutable(state, "the model", mutable)
-  return state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
+  return state, metrics
 
 
 def make_train_step(
