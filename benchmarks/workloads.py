@@ -289,9 +289,18 @@ def _generative(name: str, num_devices: int) -> Workload:
   mesh = _mesh(config, num_devices)
   exp = build_experiment(config, mesh)
   state = jax.jit(exp.init_state, out_shardings=NamedSharding(mesh, P()))()
-  return Workload(name, exp.train_step, state, exp.feed(0), config.batch_size, "examples",
-                  steps_per_call=exp.steps_per_call, config=config,
-                  bounded=parallel.needs_bounded_dispatch(mesh), num_devices=mesh.size)
+  return Workload(
+    name,
+    exp.train_step,
+    state,
+    exp.feed(0),
+    config.batch_size,
+    "examples",
+    steps_per_call=exp.steps_per_call,
+    config=config,
+    bounded=parallel.needs_bounded_dispatch(mesh),
+    num_devices=mesh.size,
+  )
 
 
 def measure(

@@ -16,13 +16,13 @@ from dljax.errors import CheckpointMismatchError, DljaxError
 
 
 class Checkpointer:
-
   def __init__(self, directory: str, identity: dict, keep: int = 3):
     self.directory = os.path.abspath(directory)
     # Compared with what JSON gives back, so tuples must already be lists.
     self.identity = json.loads(json.dumps(identity))
     self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+      self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    )
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -43,16 +43,18 @@ class Checkpointer:
     meta = self.read_meta(step)
     if meta.get("identity") != self.identity:
       raise CheckpointMismatchError(
-          f"{self.directory} holds checkpoints of a different experiment:\n"
-          f"  found:    {meta.get('identity')}\n  expected: {self.identity}\n"
-          f"Nothing was overwritten. Use another --workdir, or delete that directory to start over.")
+        f"{self.directory} holds checkpoints of a different experiment:\n"
+        f"  found:    {meta.get('identity')}\n  expected: {self.identity}\n"
+        f"Nothing was overwritten. Use another --workdir, or delete that directory to start over."
+      )
     return meta
 
   def restore(self, step: int, abstract_state):
     """Restores the state at `step` into the shapes, dtypes and shardings of `abstract_state`."""
     try:
       restored = self._manager.restore(
-          step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+      )
     except Exception as e:
       raise self._unreadable(step, e) from e
     return restored.state
@@ -62,8 +64,9 @@ class Checkpointer:
     what inference tools need when they only have the checkpoint directory."""
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(fallback_sharding=device)))
+      restored = self._manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(fallback_sharding=device))
+      )
     except Exception as e:
       raise self._unreadable(step, e) from e
     return restored.state
@@ -71,8 +74,10 @@ class Checkpointer:
   def save(self, step: int, state, meta: dict | None = None, wait: bool = False):
     meta = {"identity": self.identity, **(meta or {})}
     # Orbax copies device arrays to host before save() returns, so the caller may donate `state`.
-    self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                     meta=ocp.args.JsonSave(meta)))
+    self._manager.save(
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+    )
     if wait:
       self.wait()
 
@@ -81,13 +86,15 @@ class Checkpointer:
 
   def _unreadable(self, step: int, error: Exception) -> DljaxError:
     return DljaxError(
-        f"the checkpoint for step {step} in {self.directory} cannot be read "
-        f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
-        f"Nothing was deleted. Move {os.path.join(self.directory, str(step))} aside to resume from "
-        f"the previous checkpoint, or use a fresh --workdir.")
+      f"the checkpoint for step {step} in {self.directory} cannot be read "
+      f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+      f"Nothing was deleted. Move {os.path.join(self.directory, str(step))} aside to resume from "
+      f"the previous checkpoint, or use a fresh --workdir."
+    )
 
 
 def abstract_like(init_fn, sharding) -> object:
   """The state's shapes and dtypes, placed with `sharding`, without running the initialiser."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                      jax.eval_shape(init_fn))
+  return jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), jax.eval_shape(init_fn)
+  )

@@ -7,7 +7,7 @@ become `error: ...` on stderr and exit status 2.
 
 import importlib.util
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from absl import flags
 
@@ -46,10 +46,11 @@ def _bad_override(argv: list[str]) -> str:
 
   walk(config, "")
   for arg in overrides:
-    key = arg[len("--config."):].split("=", 1)[0]
+    key = arg[len("--config.") :].split("=", 1)[0]
     if key not in valid:
-      return (f"unknown config key {key!r} in {arg!r}; the config's keys are: "
-              f"{', '.join(sorted(valid))}")
+      return (
+        f"unknown config key {key!r} in {arg!r}; the config's keys are: {', '.join(sorted(valid))}"
+      )
   return "a --config.KEY=VALUE override is invalid"
 
 

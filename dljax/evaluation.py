@@ -2,7 +2,8 @@
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dljax import parallel
 
@@ -17,7 +18,7 @@ def eval_batches(arrays: dict, batch_size: int, mesh) -> list[dict]:
   n = _batch_size(arrays)
   batches = []
   for start in range(0, n, batch_size):
-    batch = {k: v[start:start + batch_size] for k, v in arrays.items()}
+    batch = {k: v[start : start + batch_size] for k, v in arrays.items()}
     spec = P(parallel.DATA_AXIS) if _batch_size(batch) % mesh.size == 0 else P()
     batches.append(jax.device_put(batch, NamedSharding(mesh, spec)))
   return batches
@@ -32,7 +33,9 @@ def evaluate_batches(eval_step, state, batches, rng) -> dict[str, float]:
   sums = None
   for i, batch in enumerate(batches):
     n = _batch_size(batch)
-    metrics = jax.tree.map(lambda m: m * n, eval_step(state, batch, jax.random.fold_in(rng, i)))
+    metrics = jax.tree.map(
+      lambda m, n=n: m * n, eval_step(state, batch, jax.random.fold_in(rng, i))
+    )
     sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
     jax.block_until_ready(sums)  # one batch in flight: see parallel.needs_bounded_dispatch
   total = sum(_batch_size(b) for b in batches)

@@ -14,12 +14,14 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dljax import parallel
 from dljax.checkpoint import Checkpointer, abstract_like
@@ -96,8 +98,11 @@ class _StopSignals:
           continue
         if self.received is None:
           self.received = signum
-          os.write(2, f"\n{signal.Signals(signum).name} received: stopping after the step in "
-                      f"progress (send it again to exit at once).\n".encode())
+          os.write(
+            2,
+            f"\n{signal.Signals(signum).name} received: stopping after the step in "
+            f"progress (send it again to exit at once).\n".encode(),
+          )
         else:
           self._exit_now(signum)
 
@@ -109,12 +114,17 @@ class _StopSignals:
 
   def _exit_message(self, signum: int) -> str:
     steps = self._checkpointer.committed_steps()
-    resume = (f"The last checkpoint is step {steps[-1]} in {self._checkpointer.directory}: run the "
-              f"same command again to resume from it." if steps else
-              f"No checkpoint was saved yet in {self._checkpointer.directory}: running the same "
-              f"command again starts over.")
-    return (f"\n{signal.Signals(signum).name} received again: exiting now, without waiting for "
-            f"the step in progress or saving. {resume}\n")
+    resume = (
+      f"The last checkpoint is step {steps[-1]} in {self._checkpointer.directory}: run the "
+      f"same command again to resume from it."
+      if steps
+      else f"No checkpoint was saved yet in {self._checkpointer.directory}: running the same "
+      f"command again starts over."
+    )
+    return (
+      f"\n{signal.Signals(signum).name} received again: exiting now, without waiting for "
+      f"the step in progress or saving. {resume}\n"
+    )
 
   def __exit__(self, *exc):
     for s, handler in self._previous.items():
@@ -137,12 +147,17 @@ def _fetch(pending: list[tuple[int, dict]], steps_per_call: int):
 
 def _check_intervals(exp: Experiment, config):
   k = exp.steps_per_call
-  for name, value in [("num_steps", exp.num_steps), ("log_every_steps", config.log_every_steps),
-                      ("eval_every_steps", config.eval_every_steps),
-                      ("checkpoint_every_steps", config.checkpoint_every_steps)]:
+  for name, value in [
+    ("num_steps", exp.num_steps),
+    ("log_every_steps", config.log_every_steps),
+    ("eval_every_steps", config.eval_every_steps),
+    ("checkpoint_every_steps", config.checkpoint_every_steps),
+  ]:
     if value % k:
-      raise DljaxError(f"{name}={value} is not a multiple of steps_per_call={k}; make it one "
-                       f"(--config.{name}=...) or change --config.steps_per_call")
+      raise DljaxError(
+        f"{name}={value} is not a multiple of steps_per_call={k}; make it one "
+        f"(--config.{name}=...) or change --config.steps_per_call"
+      )
 
 
 @jax.jit
@@ -158,14 +173,16 @@ class _Run:
     self.exp, self.config, self.workdir = exp, config, workdir
     _check_intervals(exp, config)
     os.makedirs(workdir, exist_ok=True)
-    self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), exp.identity,
-                                     keep=config.keep_checkpoints)
+    self.checkpointer = Checkpointer(
+      os.path.join(workdir, "checkpoints"), exp.identity, keep=config.keep_checkpoints
+    )
     replicated = NamedSharding(exp.mesh, P())
     self.resume_step = self.checkpointer.latest_step()
     if self.resume_step is not None:
       self.checkpointer.check_identity(self.resume_step)
-      self.state = self.checkpointer.restore(self.resume_step,
-                                             abstract_like(exp.init_state, replicated))
+      self.state = self.checkpointer.restore(
+        self.resume_step, abstract_like(exp.init_state, replicated)
+      )
     else:
       self.state = jax.jit(exp.init_state, out_shardings=replicated)()
     self.step = self.last_saved = self.resume_step or 0
@@ -181,11 +198,12 @@ class _Run:
 
   def non_finite(self, what: str, step: int) -> NonFiniteLossError:
     return NonFiniteLossError(
-        f"the {what} became NaN or inf at step {step}; training stopped. The last good "
-        f"checkpoint (step {self.last_saved}) is kept in {self.checkpointer.directory}. Fix: lower "
-        f"the learning rate or clip gradients (the config's optimizer block(s), e.g. "
-        f"--config.optimizer.grad_clip_norm=1.0), then rerun the same command to resume from that "
-        f"checkpoint.")
+      f"the {what} became NaN or inf at step {step}; training stopped. The last good "
+      f"checkpoint (step {self.last_saved}) is kept in {self.checkpointer.directory}. Fix: lower "
+      f"the learning rate or clip gradients (the config's optimizer block(s), e.g. "
+      f"--config.optimizer.grad_clip_norm=1.0), then rerun the same command to resume from that "
+      f"checkpoint."
+    )
 
   def flush(self) -> dict[str, float]:
     """Fetches pending metrics, stops on non-finite ones, logs their means."""
@@ -233,8 +251,11 @@ class _Run:
       if self.step % log_every == 0 or self.step == exp.num_steps:
         progress.set_postfix({k: f"{v:.4g}" for k, v in self.flush().items()}, refresh=False)
         progress.update(self.step - progress.n)
-      if config.eval_every_steps and self.step % config.eval_every_steps == 0 \
-          and self.step < exp.num_steps:
+      if (
+        config.eval_every_steps
+        and self.step % config.eval_every_steps == 0
+        and self.step < exp.num_steps
+      ):
         self.evaluate()
       if config.checkpoint_every_steps and self.step % config.checkpoint_every_steps == 0:
         self.save()
@@ -242,19 +263,27 @@ class _Run:
         self.save()
         self.checkpointer.wait()
         raise TrainingInterrupted(
-            f"{signal.Signals(stop.received).name} received: stopped at step {self.step} and saved "
-            f"a checkpoint in {self.checkpointer.directory}. Run the same command again to resume.",
-            exit_code=128 + stop.received)
+          f"{signal.Signals(stop.received).name} received: stopped at step {self.step} and saved "
+          f"a checkpoint in {self.checkpointer.directory}. Run the same command again to resume.",
+          exit_code=128 + stop.received,
+        )
 
 
 def run(experiment: Experiment, config, workdir: str, start_time: float | None = None) -> dict:
   """Trains `experiment` to `num_steps` in `workdir` (resuming if it holds checkpoints)."""
   from tqdm import tqdm
+
   start_time = time.time() if start_time is None else start_time
   r = _Run(experiment, config, workdir)
   start_step = r.step
-  progress = tqdm(total=experiment.num_steps, initial=r.step, unit="step", dynamic_ncols=True,
-                  mininterval=1.0, disable=config.quiet)
+  progress = tqdm(
+    total=experiment.num_steps,
+    initial=r.step,
+    unit="step",
+    dynamic_ncols=True,
+    mininterval=1.0,
+    disable=config.quiet,
+  )
   t0 = time.perf_counter()
   try:
     with _StopSignals(r.checkpointer) as stop:
@@ -272,15 +301,15 @@ def run(experiment: Experiment, config, workdir: str, start_time: float | None =
 
   steps_run = r.step - start_step
   summary = {
-      "config": config.to_dict(),
-      "final": final,
-      "steps": r.step,
-      "resumed_from_step": r.resume_step,
-      "wall_time_s": time.time() - start_time,
-      "compile_time_s": r.compile_time,
-      "train_time_s": train_time,
-      "step_time_ms": 1e3 * train_time / steps_run if steps_run else math.nan,
-      "devices": f"{experiment.mesh.size} x {jax.devices()[0].device_kind}",
+    "config": config.to_dict(),
+    "final": final,
+    "steps": r.step,
+    "resumed_from_step": r.resume_step,
+    "wall_time_s": time.time() - start_time,
+    "compile_time_s": r.compile_time,
+    "train_time_s": train_time,
+    "step_time_ms": 1e3 * train_time / steps_run if steps_run else math.nan,
+    "devices": f"{experiment.mesh.size} x {jax.devices()[0].device_kind}",
   }
   with open(os.path.join(workdir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)

@@ -16,6 +16,7 @@ class MetricsLog:
 
   def __init__(self, workdir: str, resume_step: int = 0):
     from tensorboardX import SummaryWriter
+
     self.path = os.path.join(workdir, "metrics.jsonl")
     self.records = []
     if os.path.exists(self.path):
@@ -39,8 +40,10 @@ class MetricsLog:
   def plot(self, path: str):
     """One panel per metric, one line per split."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     names = sorted({k for r in self.records for k in r if k not in ("step", "split")})
     if not names:
       return
@@ -49,13 +52,14 @@ class MetricsLog:
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
       for split in sorted({r["split"] for r in self.records if name in r}):
-        pts = np.array([(r["step"], r[name]) for r in self.records
-                        if r["split"] == split and name in r])
+        pts = np.array(
+          [(r["step"], r[name]) for r in self.records if r["split"] == split and name in r]
+        )
         ax.plot(pts[:, 0], pts[:, 1], marker="o" if len(pts) < 20 else None, label=split)
       ax.set_title(name)
       ax.set_xlabel("step")
       ax.legend()
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
       ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=80)

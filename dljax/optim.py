@@ -21,14 +21,18 @@ def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Sch
   peak, warmup = cfg.learning_rate, cfg.warmup_steps
   decay_steps = cfg.get("decay_steps", 0) or total_steps
   if warmup >= decay_steps and cfg.schedule != "constant":
-    raise DljaxError(f"optimizer.warmup_steps={warmup} must be smaller than the decay length "
-                     f"({decay_steps} steps); lower it or train longer")
+    raise DljaxError(
+      f"optimizer.warmup_steps={warmup} must be smaller than the decay length "
+      f"({decay_steps} steps); lower it or train longer"
+    )
   end = peak * cfg.get("end_learning_rate_factor", 0.0)
   warmup_fn = optax.linear_schedule(0.0, peak, warmup) if warmup else None
   if cfg.schedule == "constant":
     main = optax.constant_schedule(peak)
   elif cfg.schedule == "cosine":
-    main = optax.cosine_decay_schedule(peak, decay_steps - warmup, alpha=end / peak if peak else 0.0)
+    main = optax.cosine_decay_schedule(
+      peak, decay_steps - warmup, alpha=end / peak if peak else 0.0
+    )
   else:
     main = optax.linear_schedule(peak, end, decay_steps - warmup)
   return optax.join_schedules([warmup_fn, main], [warmup]) if warmup_fn else main
@@ -39,18 +43,26 @@ def matrices_only(params):
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(
+  cfg: ml_collections.ConfigDict, total_steps: int
+) -> optax.GradientTransformation:
   """The optimizer named by `cfg.name`, with its schedule and optional global-norm clipping."""
   lr = make_schedule(cfg, total_steps)
   if cfg.name == "adamw":
-    opt = optax.adamw(lr, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999),
-                      weight_decay=cfg.get("weight_decay", 0.0), mask=matrices_only)
+    opt = optax.adamw(
+      lr,
+      b1=cfg.get("b1", 0.9),
+      b2=cfg.get("b2", 0.999),
+      weight_decay=cfg.get("weight_decay", 0.0),
+      mask=matrices_only,
+    )
   elif cfg.name == "adam":
     opt = optax.adam(lr, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999))
   elif cfg.name == "sgd":
     opt = optax.chain(
-        optax.add_decayed_weights(cfg.get("weight_decay", 0.0), mask=matrices_only),
-        optax.sgd(lr, momentum=cfg.get("momentum", 0.9) or None, nesterov=cfg.get("nesterov", False)))
+      optax.add_decayed_weights(cfg.get("weight_decay", 0.0), mask=matrices_only),
+      optax.sgd(lr, momentum=cfg.get("momentum", 0.9) or None, nesterov=cfg.get("nesterov", False)),
+    )
   else:
     raise unknown_name("optimizer", cfg.name, OPTIMIZERS)
   clip = cfg.get("grad_clip_norm", 0.0)

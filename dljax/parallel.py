@@ -8,7 +8,8 @@ the devices; `make_data_mesh` then spans the devices of every host.
 import os
 
 import jax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dljax.errors import DljaxError
 
@@ -32,13 +33,16 @@ def make_data_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
   available = jax.device_count()
   n = num_devices or available
   if n > available:
-    raise DljaxError(f"num_devices={n} but only {available} {jax.default_backend()} devices exist; "
-                     f"on CPU, start with XLA_FLAGS=--xla_force_host_platform_device_count={n} "
-                     f"or lower --config.num_devices")
+    raise DljaxError(
+      f"num_devices={n} but only {available} {jax.default_backend()} devices exist; "
+      f"on CPU, start with XLA_FLAGS=--xla_force_host_platform_device_count={n} "
+      f"or lower --config.num_devices"
+    )
   # Auto axes (sharding propagation) rather than Explicit ones: Linen code such as Dropout draws
   # random masks without sharding annotations, which Explicit mode rejects.
-  return jax.make_mesh((n,), (DATA_AXIS,), devices=jax.devices()[:n],
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh(
+    (n,), (DATA_AXIS,), devices=jax.devices()[:n], axis_types=(jax.sharding.AxisType.Auto,)
+  )
 
 
 def replicate(tree, mesh: jax.sharding.Mesh):
@@ -59,8 +63,10 @@ def needs_bounded_dispatch(mesh: jax.sharding.Mesh) -> bool:
 
 def check_batch_divisible(batch_size: int, mesh: jax.sharding.Mesh):
   if batch_size % mesh.size:
-    raise DljaxError(f"batch_size={batch_size} is not divisible by the {mesh.size} devices of the "
-                     f"data mesh; pick a multiple of {mesh.size} or set --config.num_devices")
+    raise DljaxError(
+      f"batch_size={batch_size} is not divisible by the {mesh.size} devices of the "
+      f"data mesh; pick a multiple of {mesh.size} or set --config.num_devices"
+    )
 
 
 def split_batch(x: jax.Array) -> jax.Array:

@@ -51,8 +51,9 @@ class Update:
 def _with_mutable(net: TrainState, name: str, collections) -> TrainState:
   if jax.tree.structure(collections) != jax.tree.structure(net.mutable):
     raise ValueError(
-        f"a loss returned mutable collections for {name!r} that do not match its state: got "
-        f"{jax.tree.structure(collections)}, expected {jax.tree.structure(net.mutable)}")
+      f"a loss returned mutable collections for {name!r} that do not match its state: got "
+      f"{jax.tree.structure(collections)}, expected {jax.tree.structure(net.mutable)}"
+    )
   return net.replace(mutable=dict(collections))
 
 

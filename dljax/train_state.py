@@ -1,6 +1,7 @@
 """The train state every dljax experiment carries: a pytree that jit can donate and orbax can save."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax
 import jax
@@ -30,14 +31,21 @@ class TrainState:
 
   @classmethod
   def create(cls, *, apply_fn, params, tx, rng, mutable=None):
-    return cls(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
-               opt_state=tx.init(params), rng=rng, mutable=dict(mutable or {}),
-               apply_fn=apply_fn, tx=tx)
+    return cls(
+      step=jax.numpy.zeros((), jax.numpy.int32),
+      params=params,
+      opt_state=tx.init(params),
+      rng=rng,
+      mutable=dict(mutable or {}),
+      apply_fn=apply_fn,
+      tx=tx,
+    )
 
   def apply_gradients(self, grads):
     updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
-    return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
-                        opt_state=opt_state)
+    return self.replace(
+      step=self.step + 1, params=optax.apply_updates(self.params, updates), opt_state=opt_state
+    )
 
   def variables(self, params=None):
     """The `variables` dict for `apply_fn`: params plus the mutable collections."""
@@ -50,12 +58,14 @@ def init_model_state(model, tx, rng, *example_inputs, **init_kwargs) -> TrainSta
   `rng` is split three ways: parameters, dropout (if the model uses it) and the state's own key.
   """
   param_rng, dropout_rng, state_rng = jax.random.split(rng, 3)
-  variables = model.init({"params": param_rng, "dropout": dropout_rng}, *example_inputs,
-                         **init_kwargs)
+  variables = model.init(
+    {"params": param_rng, "dropout": dropout_rng}, *example_inputs, **init_kwargs
+  )
   variables = dict(variables)
   params = variables.pop("params")
-  return TrainState.create(apply_fn=model.apply, params=params, tx=tx, rng=state_rng,
-                           mutable=variables)
+  return TrainState.create(
+    apply_fn=model.apply, params=params, tx=tx, rng=state_rng, mutable=variables
+  )
 
 
 def count_params(params) -> int:

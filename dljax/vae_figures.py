@@ -37,19 +37,25 @@ def _encode_means(model, params, x):
 
 
 def _encode_all(model, params, images, batch_size: int = 500) -> np.ndarray:
-  return np.concatenate([_encode_means(model, params, images[i:i + batch_size])
-                         for i in range(0, len(images), batch_size)])
+  return np.concatenate(
+    [
+      _encode_means(model, params, images[i : i + batch_size])
+      for i in range(0, len(images), batch_size)
+    ]
+  )
 
 
 def _reconstructions(model, params, images):
   originals = images[:NUM_PAIRS]
   recon = np.asarray(decode_means(model, params, _encode_means(model, params, originals)))
-  rows = [block for i in range(0, NUM_PAIRS, 8) for block in (originals[i:i + 8], recon[i:i + 8])]
+  rows = [
+    block for i in range(0, NUM_PAIRS, 8) for block in (originals[i : i + 8], recon[i : i + 8])
+  ]
   return np.concatenate(rows)
 
 
 def _interpolations(model, params, images):
-  codes = _encode_means(model, params, images[:2 * NUM_LINES])
+  codes = _encode_means(model, params, images[: 2 * NUM_LINES])
   start, end = codes[:NUM_LINES], codes[NUM_LINES:]
   t = jnp.linspace(0.0, 1.0, LINE_STEPS)[None, :, None]
   z = (1 - t) * start[:, None] + t * end[:, None]  # [lines, steps, D]
@@ -65,11 +71,12 @@ def _manifold(model, params):
 
 def _save_scatter(codes, labels, path: str):
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   fig, ax = plt.subplots(figsize=(5, 4.5))
-  points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=4, vmin=-0.5,
-                      vmax=9.5)
+  points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=4, vmin=-0.5, vmax=9.5)
   fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
   ax.set_xlabel("$z_1$ (posterior mean)")
   ax.set_ylabel("$z_2$")
@@ -78,8 +85,15 @@ def _save_scatter(codes, labels, path: str):
   plt.close(fig)
 
 
-def write_figures(model, params, test_images: np.ndarray, test_labels: np.ndarray | None,
-                  workdir: str, step: int, rng) -> None:
+def write_figures(
+  model,
+  params,
+  test_images: np.ndarray,
+  test_labels: np.ndarray | None,
+  workdir: str,
+  step: int,
+  rng,
+) -> None:
   """All the figures of `model` with `params` at `step` (see the module docstring)."""
   directory = os.path.join(workdir, "figures")
   os.makedirs(directory, exist_ok=True)

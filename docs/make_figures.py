@@ -25,27 +25,29 @@ MAX_FIGURE_BYTES = 100_000
 
 # run name -> (chapter, config spec under experiments/configs/, extra command-line flags)
 RUNS = {
-    "basics_linear": ("basics", "basics_linear.py", ()),
-    "basics_linear_jax_grad": ("basics", "basics_linear.py:jax_grad", ()),
-    "basics_logistic": ("basics", "basics_logistic.py", ()),
-    "basics_logistic_jax_grad": ("basics", "basics_logistic.py:jax_grad", ()),
-    "basics_moons": ("basics", "basics_moons.py", ()),
-    "basics_gradcheck": ("basics", "basics_gradcheck.py", ()),
-    "basics_compare": ("basics", "basics_compare.py", ()),
-    "mnist_cnn": ("vision", "mnist_cnn.py", ()),
-    "shakespeare_gpt_cpu": ("sequence", "shakespeare_gpt.py:cpu", (f"--config.dataset={CORPUS}",)),
-    "cartpole_ppo": ("rl", "cartpole_ppo.py", ()),
-    # FID needs a classifier run (see docs/vaes.md); the other figures do not.
-    "mnist_vae": ("vaes", "mnist_vae.py", ("--config.fid_classifier_workdir=",)),
-    "mnist_vae_conv": ("vaes", "mnist_vae.py:conv", ("--config.fid_classifier_workdir=",)),
-    "mnist_vae_latent2": ("vaes", "mnist_vae.py:latent2", ("--config.fid_classifier_workdir=",)),
+  "basics_linear": ("basics", "basics_linear.py", ()),
+  "basics_linear_jax_grad": ("basics", "basics_linear.py:jax_grad", ()),
+  "basics_logistic": ("basics", "basics_logistic.py", ()),
+  "basics_logistic_jax_grad": ("basics", "basics_logistic.py:jax_grad", ()),
+  "basics_moons": ("basics", "basics_moons.py", ()),
+  "basics_gradcheck": ("basics", "basics_gradcheck.py", ()),
+  "basics_compare": ("basics", "basics_compare.py", ()),
+  "mnist_cnn": ("vision", "mnist_cnn.py", ()),
+  "shakespeare_gpt_cpu": ("sequence", "shakespeare_gpt.py:cpu", (f"--config.dataset={CORPUS}",)),
+  "cartpole_ppo": ("rl", "cartpole_ppo.py", ()),
+  # FID needs a classifier run (see docs/vaes.md); the other figures do not.
+  "mnist_vae": ("vaes", "mnist_vae.py", ("--config.fid_classifier_workdir=",)),
+  "mnist_vae_conv": ("vaes", "mnist_vae.py:conv", ("--config.fid_classifier_workdir=",)),
+  "mnist_vae_latent2": ("vaes", "mnist_vae.py:latent2", ("--config.fid_classifier_workdir=",)),
 }
 
 
 def _pyplot():
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   return plt
 
 
@@ -57,8 +59,17 @@ def train(name: str, runs: str, rerun: bool) -> dict:
   if rerun and os.path.isdir(workdir):
     shutil.rmtree(workdir)
   if not os.path.exists(summary_path):
-    command = [sys.executable, "-m", "experiments.train", "--config",
-               f"experiments/configs/{spec}", "--workdir", workdir, "--config.quiet=True", *flags]
+    command = [
+      sys.executable,
+      "-m",
+      "experiments.train",
+      "--config",
+      f"experiments/configs/{spec}",
+      "--workdir",
+      workdir,
+      "--config.quiet=True",
+      *flags,
+    ]
     print("$", " ".join(command[1:]), flush=True)
     subprocess.run(command, cwd=REPO, check=True)
   with open(summary_path) as f:
@@ -68,6 +79,7 @@ def train(name: str, runs: str, rerun: bool) -> dict:
 def save_figure(source: str, name: str):
   """Stores `source` (a PNG) as docs/figures/NAME.png, quantised to a 256-colour palette."""
   from PIL import Image
+
   path = os.path.join(FIGURES, name + ".png")
   Image.open(source).convert("RGB").quantize(colors=256).save(path, optimize=True)
   size = os.path.getsize(path)
@@ -109,11 +121,15 @@ def regression_figure(runs: str, out: str):
       row[0].plot(loss[:, 0], loss[:, 1], label=label)
       row[1].plot(error[:, 0], error[:, 1], marker="o", markersize=3, label=label)
     reference = "least_squares" if problem == "linear" else "max_likelihood"
-    value = _records(os.path.join(runs, f"basics_{problem}"), "eval",
-                     f"{reference}_weight_error")[-1, 1]
+    value = _records(os.path.join(runs, f"basics_{problem}"), "eval", f"{reference}_weight_error")[
+      -1, 1
+    ]
     row[1].axhline(value, color="gray", linestyle="--", label=reference.replace("_", " "))
-    row[0].set(title=f"{problem} regression: training loss", xlabel="step",
-               yscale="log" if problem == "linear" else "linear")
+    row[0].set(
+      title=f"{problem} regression: training loss",
+      xlabel="step",
+      yscale="log" if problem == "linear" else "linear",
+    )
     row[1].set(title="|w - w_true| / |w_true|", yscale="log", xlabel="step")
     row[1].legend(fontsize=8)
   fig.tight_layout()
@@ -140,6 +156,7 @@ def vision_figures(runs: str, scratch: str):
 def _restore(workdir: str):
   """(raw state tree, meta) of the newest checkpoint in `workdir`."""
   from dljax.checkpoint import Checkpointer
+
   checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), {})
   step = checkpointer.latest_step()
   return checkpointer.restore_raw(step), checkpointer.read_meta(step)
@@ -150,6 +167,7 @@ def attention_map(workdir: str, out: str, text: str):
   from dljax.data.text import CharVocab
   from dljax.models.gpt import attention_weights
   from dljax.tasks.language_model import build_from_spec
+
   state, meta = _restore(workdir)
   model = build_from_spec(meta["model"])
   tokens = CharVocab.from_json(meta["vocab"]).encode(text)[None]
@@ -189,6 +207,7 @@ def cartpole_episode(policy, seed: int, num_steps: int) -> list:
   import jax
 
   from dljax.rl import envs
+
   env, params = envs.make("CartPole-v1")
   step = jax.jit(env.step)
   key = jax.random.PRNGKey(seed)
@@ -196,8 +215,9 @@ def cartpole_episode(policy, seed: int, num_steps: int) -> list:
   obs = env.observation(state, params)
   states = [state]
   for t in range(num_steps):
-    obs, state, _, terminated, truncated = step(jax.random.fold_in(key, t), state,
-                                                policy(obs), params)
+    obs, state, _, terminated, truncated = step(
+      jax.random.fold_in(key, t), state, policy(obs), params
+    )
     states.append(state)
     if terminated or truncated:
       break
@@ -207,12 +227,18 @@ def cartpole_episode(policy, seed: int, num_steps: int) -> list:
 def draw_cartpole(ax, state, t: int, end: bool):
   """The cart (a box on the track), its 1 m pole and, dashed, the angles that end an episode."""
   from dljax.rl.envs.cartpole import CartPoleParams
+
   x, theta = float(state.x), float(state.theta)
   limit = CartPoleParams().theta_threshold_radians
   ax.plot([-2.4, 2.4], [0, 0], color="gray", linewidth=1)
   for angle in (-limit, limit):
-    ax.plot([x, x + np.sin(angle)], [0.1, 0.1 + np.cos(angle)], color="gray", linewidth=0.5,
-            linestyle="--")
+    ax.plot(
+      [x, x + np.sin(angle)],
+      [0.1, 0.1 + np.cos(angle)],
+      color="gray",
+      linewidth=0.5,
+      linestyle="--",
+    )
   ax.add_patch(_pyplot().Rectangle((x - 0.25, -0.1), 0.5, 0.2, color="steelblue"))
   ax.plot([x, x + np.sin(theta)], [0.1, 0.1 + np.cos(theta)], color="peru", linewidth=3)
   ax.set(xlim=(-2.5, 2.5), ylim=(-0.3, 1.3), aspect="equal", xticks=[], yticks=[])
@@ -225,17 +251,24 @@ def cartpole_filmstrip(workdir: str, out: str, frames: int = 6):
   import jax.numpy as jnp
 
   from dljax.models import build_model
+
   state, _ = _restore(workdir)
   with open(os.path.join(workdir, "summary.json")) as f:
     model_config = json.load(f)["config"]["model"]
-  model = build_model("rl_actor_critic", action_dim=2, hidden=tuple(model_config["hidden"]),
-                      activation=model_config["activation"])
+  model = build_model(
+    "rl_actor_critic",
+    action_dim=2,
+    hidden=tuple(model_config["hidden"]),
+    activation=model_config["activation"],
+  )
   params = jax.tree.map(lambda x: x[0], state["agent"]["params"])  # seed 0 of the vmapped seeds
   logits = jax.jit(lambda obs: model.apply({"params": params}, obs)[0])
   trained = lambda obs: jnp.argmax(logits(obs))
   rng = np.random.default_rng(0)
-  episodes = {"random policy": cartpole_episode(lambda obs: rng.integers(2), 0, 500),
-              "trained PPO policy": cartpole_episode(trained, 0, 500)}
+  episodes = {
+    "random policy": cartpole_episode(lambda obs: rng.integers(2), 0, 500),
+    "trained PPO policy": cartpole_episode(trained, 0, 500),
+  }
   plt = _pyplot()
   fig, axes = plt.subplots(2, frames, figsize=(1.6 * frames, 2.3))
   for row, (label, states) in zip(axes, episodes.items()):
@@ -256,27 +289,42 @@ def rl_figures(runs: str, scratch: str):
 
 def vaes_figures(runs: str, scratch: str):
   del scratch
-  for name, kinds in (("mnist_vae", ("samples", "reconstructions", "interpolation")),
-                      ("mnist_vae_conv", ("samples",)),
-                      ("mnist_vae_latent2", ("manifold", "latent_scatter"))):
+  for name, kinds in (
+    ("mnist_vae", ("samples", "reconstructions", "interpolation")),
+    ("mnist_vae_conv", ("samples",)),
+    ("mnist_vae_latent2", ("manifold", "latent_scatter")),
+  ):
     workdir = os.path.join(runs, name)
     with open(os.path.join(workdir, "summary.json")) as f:
       step = json.load(f)["steps"]
     for kind in kinds:
-      save_figure(os.path.join(workdir, "figures", f"{kind}_step{step:06d}.png"),
-                  f"{name.replace('mnist_', '')}_{kind}")
+      save_figure(
+        os.path.join(workdir, "figures", f"{kind}_step{step:06d}.png"),
+        f"{name.replace('mnist_', '')}_{kind}",
+      )
 
 
-FIGURES_OF = {"basics": basics_figures, "vision": vision_figures, "sequence": sequence_figures,
-              "rl": rl_figures, "vaes": vaes_figures}
+FIGURES_OF = {
+  "basics": basics_figures,
+  "vision": vision_figures,
+  "sequence": sequence_figures,
+  "rl": rl_figures,
+  "vaes": vaes_figures,
+}
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--runs", default=os.path.join(REPO, "runs", "docs"),
-                      help="where the runs' workdirs go (reused if they hold a summary.json)")
-  parser.add_argument("--chapters", default=",".join(FIGURES_OF),
-                      help="comma-separated subset of " + ",".join(FIGURES_OF))
+  parser.add_argument(
+    "--runs",
+    default=os.path.join(REPO, "runs", "docs"),
+    help="where the runs' workdirs go (reused if they hold a summary.json)",
+  )
+  parser.add_argument(
+    "--chapters",
+    default=",".join(FIGURES_OF),
+    help="comma-separated subset of " + ",".join(FIGURES_OF),
+  )
   parser.add_argument("--rerun", action="store_true", help="train again even if a run exists")
   args = parser.parse_args()
   chapters = args.chapters.split(",")
@@ -292,8 +340,11 @@ def main():
     for name in [n for n, (c, _, _) in RUNS.items() if c == chapter]:
       summary = train(name, runs, args.rerun)
       final = ", ".join(f"{k}={v:.4g}" for k, v in summary["final"].items())
-      print(f"  {name}: {final}; wall {summary['wall_time_s']:.1f} s, "
-            f"{summary['step_time_ms']:.2f} ms/step on {summary['devices']}", flush=True)
+      print(
+        f"  {name}: {final}; wall {summary['wall_time_s']:.1f} s, "
+        f"{summary['step_time_ms']:.2f} ms/step on {summary['devices']}",
+        flush=True,
+      )
     FIGURES_OF[chapter](runs, scratch)
 
 

@@ -51,21 +51,24 @@ def write_images(checkpointer, step: int, meta: dict):
   if num < 1:
     raise DljaxError(f"--num must be at least 1 (images to sample), got {num}")
   images = task_module(meta["sampler"]).sample_images(
-      checkpointer.restore_raw(step), meta, jax.random.PRNGKey(_SEED.value), num)
+    checkpointer.restore_raw(step), meta, jax.random.PRNGKey(_SEED.value), num
+  )
   out = _OUT.value or os.path.join(_WORKDIR.value, "generated.png")
   save_grid(images, out)
   print(f"wrote {num} images to {out}")
   if _NPY.value:
     np.save(os.path.splitext(out)[0] + ".npy", images)
-    print(f"wrote the array [{', '.join(map(str, images.shape))}] to "
-          f"{os.path.splitext(out)[0]}.npy")
+    print(
+      f"wrote the array [{', '.join(map(str, images.shape))}] to {os.path.splitext(out)[0]}.npy"
+    )
 
 
 def check_generation_options():
   """Refuses options that would sample nothing sensible (NaN logits, an empty filter)."""
   if not (math.isfinite(_TEMPERATURE.value) and _TEMPERATURE.value >= 0):
-    raise DljaxError(f"--temperature must be a finite number >= 0 (0: greedy), got "
-                     f"{_TEMPERATURE.value}")
+    raise DljaxError(
+      f"--temperature must be a finite number >= 0 (0: greedy), got {_TEMPERATURE.value}"
+    )
   if _TOP_K.value < 0:
     raise DljaxError(f"--top_k must be >= 0 (0: every character), got {_TOP_K.value}")
   if not 0 <= _TOP_P.value <= 1:
@@ -87,28 +90,47 @@ def main(argv):
   checkpointer = Checkpointer(directory, {}) if os.path.isdir(directory) else None
   steps = checkpointer.committed_steps() if checkpointer else []
   if not steps:
-    raise DljaxError(f"no checkpoint in {directory}; train a model there first, e.g. "
-                     f"python -m experiments.train --config "
-                     f"experiments/configs/shakespeare_gpt.py:cpu --workdir {_WORKDIR.value}")
+    raise DljaxError(
+      f"no checkpoint in {directory}; train a model there first, e.g. "
+      f"python -m experiments.train --config "
+      f"experiments/configs/shakespeare_gpt.py:cpu --workdir {_WORKDIR.value}"
+    )
   step = _STEP.value or steps[-1]
   if step not in steps:
-    raise DljaxError(f"there is no checkpoint for step {step} in {directory}; its steps are "
-                     f"{', '.join(map(str, steps))} (--step=0: the newest)")
+    raise DljaxError(
+      f"there is no checkpoint for step {step} in {directory}; its steps are "
+      f"{', '.join(map(str, steps))} (--step=0: the newest)"
+    )
   meta = checkpointer.read_meta(step)
   if "sampler" in meta:
     write_images(checkpointer, step, meta)
     return
   if _NUM.value is not None:
-    raise DljaxError(f"--num asks for images, but {_WORKDIR.value} holds a "
-                     f"{meta.get('identity', {}).get('task')} run, not an image model; drop --num "
-                     f"(text: --num_tokens) or point --workdir at a VAE or GAN run")
+    raise DljaxError(
+      f"--num asks for images, but {_WORKDIR.value} holds a "
+      f"{meta.get('identity', {}).get('task')} run, not an image model; drop --num "
+      f"(text: --num_tokens) or point --workdir at a VAE or GAN run"
+    )
   if meta.get("identity", {}).get("task") != "language_model":
-    raise DljaxError(f"the checkpoint in {directory} is not a language model "
-                     f"({meta.get('identity')}); point --workdir at a shakespeare_* run")
+    raise DljaxError(
+      f"the checkpoint in {directory} is not a language model "
+      f"({meta.get('identity')}); point --workdir at a shakespeare_* run"
+    )
   model = build_from_spec(meta["model"])
   params = checkpointer.restore_raw(step)["params"]
-  print(sample_text(model, params, CharVocab.from_json(meta["vocab"]), _PROMPT.value,
-                    _NUM_TOKENS.value, _SEED.value, _TEMPERATURE.value, _TOP_K.value, _TOP_P.value))
+  print(
+    sample_text(
+      model,
+      params,
+      CharVocab.from_json(meta["vocab"]),
+      _PROMPT.value,
+      _NUM_TOKENS.value,
+      _SEED.value,
+      _TEMPERATURE.value,
+      _TOP_K.value,
+      _TOP_P.value,
+    )
+  )
 
 
 if __name__ == "__main__":

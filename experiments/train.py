@@ -16,7 +16,8 @@ from ml_collections import config_flags
 from dljax import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config: experiments/configs/NAME.py[:VARIANT].", lock_config=True)
+  "config", None, "Experiment config: experiments/configs/NAME.py[:VARIANT].", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and summary.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -25,16 +26,21 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
   from dljax import parallel
+
   config = _CONFIG.value
   parallel.setup_devices(config.cpu_devices, config.distributed)
   from dljax.tasks import train
+
   summary = train(config, _WORKDIR.value, start_time=START_TIME)
-  final = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                   for k, v in summary["final"].items())
+  final = " ".join(
+    f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["final"].items()
+  )
   print(f"final: {final}")
-  print(f"steps {summary['steps']}, wall time {summary['wall_time_s']:.1f} s "
-        f"(compile {summary['compile_time_s']:.1f} s, {summary['step_time_ms']:.1f} ms/step on "
-        f"{summary['devices']}); summary: {_WORKDIR.value}/summary.json")
+  print(
+    f"steps {summary['steps']}, wall time {summary['wall_time_s']:.1f} s "
+    f"(compile {summary['compile_time_s']:.1f} s, {summary['step_time_ms']:.1f} ms/step on "
+    f"{summary['devices']}); summary: {_WORKDIR.value}/summary.json"
+  )
 
 
 if __name__ == "__main__":

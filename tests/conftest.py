@@ -16,10 +16,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAKESPEARE = os.path.join(os.path.dirname(REPO), "shared", "data", "tinyshakespeare.txt")
 
 
-def run_module(module: str, *args: str, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
+def run_module(
+  module: str, *args: str, timeout: float = 300, **popen
+) -> subprocess.CompletedProcess:
   """Runs `python -m module args...` from the repo root, as a user would."""
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
-                        text=True, timeout=timeout, **popen)
+  return subprocess.run(
+    [sys.executable, "-m", module, *args],
+    cwd=REPO,
+    capture_output=True,
+    check=False,
+    text=True,
+    timeout=timeout,
+    **popen,
+  )
 
 
 def start_module(module: str, *args: str, **popen) -> subprocess.Popen:
@@ -41,7 +50,10 @@ def signal_after_checkpoint(proc: subprocess.Popen, workdir, step: int, sig=sign
 def saved_state(workdir, step):
   """The state saved at `step` in a run directory, as a plain tree."""
   import orbax.checkpoint as ocp
-  return ocp.StandardCheckpointer().restore(os.path.join(workdir, "checkpoints", str(step), "state"))
+
+  return ocp.StandardCheckpointer().restore(
+    os.path.join(workdir, "checkpoints", str(step), "state")
+  )
 
 
 def assert_trees_equal(a, b):
@@ -57,6 +69,7 @@ def config_path(name: str) -> str:
 
 def load_config(name: str, variant: str = "", **overrides):
   from dljax.cli import load_config as load
+
   config = load(config_path(name) + (f":{variant}" if variant else ""))
   config.quiet = True
   config.update_from_flattened_dict(overrides)
@@ -70,18 +83,55 @@ def mock_tfds_splits(make_examples):
   a loader read.
   """
   import tensorflow_datasets as tfds
+
   return tfds.testing.mock_data(
-      as_data_source_fn=lambda builder, split, **kwargs: make_examples(split))
+    as_data_source_fn=lambda builder, split, **kwargs: make_examples(split)
+  )
 
 
 def stand_in_corpus() -> str:
   """About 8 KB of play-like text (speakers and lines drawn from a small lexicon, fixed seed)."""
   rng = np.random.default_rng(0)
   speakers = ["ROMEO", "JULIET", "KING HENRY", "NURSE", "First Citizen"]
-  words = ["the", "and", "of", "to", "my", "lord", "king", "thou", "art", "love", "shall", "not",
-           "be", "what", "is", "this", "good", "night", "sweet", "death", "come", "hear", "me",
-           "speak", "o", "your", "with", "will", "i", "have", "you", "for", "he", "that", "his",
-           "our", "grace"]
+  words = [
+    "the",
+    "and",
+    "of",
+    "to",
+    "my",
+    "lord",
+    "king",
+    "thou",
+    "art",
+    "love",
+    "shall",
+    "not",
+    "be",
+    "what",
+    "is",
+    "this",
+    "good",
+    "night",
+    "sweet",
+    "death",
+    "come",
+    "hear",
+    "me",
+    "speak",
+    "o",
+    "your",
+    "with",
+    "will",
+    "i",
+    "have",
+    "you",
+    "for",
+    "he",
+    "that",
+    "his",
+    "our",
+    "grace",
+  ]
   speeches = []
   while sum(map(len, speeches)) < 8000:
     line = " ".join(rng.choice(words, size=rng.integers(4, 12)))

@@ -18,8 +18,9 @@ from dljax.tasks.basics import gradient_descent
 from dljax.tasks.basics_gradcheck import max_relative_error
 
 
-@pytest.mark.parametrize("name", ["basics_logistic", "basics_moons", "basics_gradcheck",
-                                  "basics_compare"])
+@pytest.mark.parametrize(
+  "name", ["basics_logistic", "basics_moons", "basics_gradcheck", "basics_compare"]
+)
 def test_smoke_variant_runs_end_to_end(name, tmp_path):
   config = load_config(name, "smoke")
   summary = train(config, str(tmp_path))
@@ -28,12 +29,15 @@ def test_smoke_variant_runs_end_to_end(name, tmp_path):
   with open(tmp_path / "summary.json") as f:
     assert json.load(f)["final"] == summary["final"]
   if config.get("problem") == "moons":
-    eval_steps = [*range(config.eval_every_steps, config.num_steps, config.eval_every_steps),
-                  config.num_steps]
+    eval_steps = [
+      *range(config.eval_every_steps, config.num_steps, config.eval_every_steps),
+      config.num_steps,
+    ]
     assert sorted(os.listdir(tmp_path / "boundary")) == [f"step_{s:06d}.png" for s in eval_steps]
   if config.task == "basics_compare":
-    assert set(summary["final"]) == {f"{v}_test_{m}" for v in config.variants
-                                     for m in ("accuracy", "loss")}
+    assert set(summary["final"]) == {
+      f"{v}_test_{m}" for v in config.variants for m in ("accuracy", "loss")
+    }
     assert os.path.getsize(tmp_path / "comparison.png") > 0
   elif config.get("grad_check"):
     assert summary["final"]["grad_max_rel_error"] < 1e-5
@@ -46,8 +50,12 @@ def tanh_with_derivative_scaled_by(factor: float):
   def tanh(z):
     return jnp.tanh(z)
 
-  tanh.defjvp(lambda primals, tangents: (jnp.tanh(primals[0]),
-                                         factor * (1 - jnp.tanh(primals[0]) ** 2) * tangents[0]))
+  tanh.defjvp(
+    lambda primals, tangents: (
+      jnp.tanh(primals[0]),
+      factor * (1 - jnp.tanh(primals[0]) ** 2) * tangents[0],
+    )
+  )
   return tanh
 
 
@@ -89,8 +97,14 @@ def test_linear_regression_recovers_the_true_weights(variant, tmp_path):
 
 def test_compared_variants_train_as_if_alone_on_the_same_batches():
   """Two identical variants stay identical, and equal the variant trained on its own."""
-  sgd = {"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
-         "activation": "tanh", "kernel_init": "glorot_uniform"}
+  sgd = {
+    "optimizer": "sgd",
+    "learning_rate": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "activation": "tanh",
+    "kernel_init": "glorot_uniform",
+  }
   adam = {**sgd, "optimizer": "adam", "learning_rate": 1e-3}
   params = {}
   for variants in ({"a": sgd, "b": sgd, "c": adam}, {"a": sgd}):
@@ -105,6 +119,9 @@ def test_compared_variants_train_as_if_alone_on_the_same_batches():
     params[len(variants)] = {name: getattr(state, name).params for name in variants}
   assert set(metrics) == {f"a_{m}" for m in ("loss", "grad_norm", "accuracy")}
   jax.tree.map(np.testing.assert_array_equal, params[3]["a"], params[3]["b"])
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6),
-               params[3]["a"], params[1]["a"])
+  jax.tree.map(
+    lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6),
+    params[3]["a"],
+    params[1]["a"],
+  )
   assert not np.allclose(params[3]["a"]["Dense_0"]["kernel"], params[3]["c"]["Dense_0"]["kernel"])

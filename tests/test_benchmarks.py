@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REPO, load_config, run_module, saved_state
 
 from benchmarks import flops, peaks, timing, workloads
-from conftest import REPO, load_config, run_module, saved_state
 from dljax.models.mlp import MLP
 
 
@@ -102,8 +102,15 @@ def test_compare_without_torch_says_how_to_install_it(monkeypatch):
 
 def test_compare_races_pytorch_and_writes_json_and_chart(tmp_path):
   pytest.importorskip("torch")
-  out = run_module("benchmarks.compare", "--models=mlp", "--batch_size=8", "--steps=1",
-                   "--repeats=2", "--notorch_compile", f"--json={tmp_path / 'c.json'}")
+  out = run_module(
+    "benchmarks.compare",
+    "--models=mlp",
+    "--batch_size=8",
+    "--steps=1",
+    "--repeats=2",
+    "--notorch_compile",
+    f"--json={tmp_path / 'c.json'}",
+  )
   assert out.returncode == 0, out.stderr
   result = json.loads((tmp_path / "c.json").read_text())
   (row,) = result["rows"]
@@ -117,8 +124,15 @@ def test_compare_races_pytorch_and_writes_json_and_chart(tmp_path):
 def test_gpu_check_dry_run_writes_its_reports(tmp_path):
   """Every part at toy size; its bfloat16 GPT run doubles as the mixed-precision training test."""
   env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=sys.executable)
-  out = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run", f"--runs_dir={tmp_path}"],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+  out = subprocess.run(
+    ["bash", "benchmarks/gpu_check.sh", "--dry-run", f"--runs_dir={tmp_path}"],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
   assert out.returncode == 0, out.stdout[-3000:]
   report = json.loads((tmp_path / "out" / "gpu_report.json").read_text())
   parts = report["parts"]
@@ -138,17 +152,25 @@ def test_gpu_check_dry_run_writes_its_reports(tmp_path):
   losses = [r["loss"] for r in records if "loss" in r]
   assert losses[-1] < losses[0]
   state = saved_state(run, 10)  # parameters and optimizer moments stay float32 in bfloat16 runs
-  assert all(x.dtype == np.float32 for x in jax.tree.leaves([state["params"], state["opt_state"]])
-             if np.issubdtype(x.dtype, np.floating))
+  assert all(
+    x.dtype == np.float32
+    for x in jax.tree.leaves([state["params"], state["opt_state"]])
+    if np.issubdtype(x.dtype, np.floating)
+  )
   markdown = (tmp_path / "out" / "gpu_report.md").read_text()
   assert "## GPT-2 small" in markdown and "nanoGPT: 1.4697" in markdown
   assert (tmp_path / "out" / "gpu_check.log").exists()
 
 
 def test_gpu_check_refuses_unknown_arguments(tmp_path):
-  out = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--fast"], cwd=REPO,
-                       env=dict(os.environ, OUT=str(tmp_path)), capture_output=True, text=True,
-                       check=False)
+  out = subprocess.run(
+    ["bash", "benchmarks/gpu_check.sh", "--fast"],
+    cwd=REPO,
+    env=dict(os.environ, OUT=str(tmp_path)),
+    capture_output=True,
+    text=True,
+    check=False,
+  )
   assert out.returncode == 2 and "unknown argument '--fast'" in out.stderr
 
 

@@ -3,6 +3,7 @@ corrupt checkpoints, NaN stops with the last good checkpoint kept."""
 
 import json
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -13,9 +14,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import (
+  REPO,
+  assert_trees_equal,
+  config_path,
+  run_module,
+  saved_state,
+  signal_after_checkpoint,
+  start_module,
+)
 
-from conftest import (REPO, assert_trees_equal, config_path, run_module, saved_state,
-                      signal_after_checkpoint, start_module)
 from dljax.checkpoint import Checkpointer
 from dljax.config import base_config
 from dljax.errors import CheckpointMismatchError
@@ -25,18 +33,28 @@ from dljax.train_state import init_model_state
 
 SMOKE = config_path("mnist_cnn") + ":smoke"
 # Long enough to be killed half way; checkpoints every 20 steps.
-LONG = ["--config.num_steps=300", "--config.checkpoint_every_steps=20", "--config.log_every_steps=10",
-        "--config.quiet=True"]
+LONG = [
+  "--config.num_steps=300",
+  "--config.checkpoint_every_steps=20",
+  "--config.log_every_steps=10",
+  "--config.quiet=True",
+]
 
 
 def train_cli(workdir, *extra, **popen):
-  return run_module("experiments.train", f"--config={SMOKE}", f"--workdir={workdir}", *extra, **popen)
+  return run_module(
+    "experiments.train", f"--config={SMOKE}", f"--workdir={workdir}", *extra, **popen
+  )
 
 
 def test_train_state_round_trip_with_batch_stats(tmp_path):
   opt = base_config().optimizer
-  state = init_model_state(build_model("resnet20", num_classes=10), make_optimizer(opt, 10),
-                           jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
+  state = init_model_state(
+    build_model("resnet20", num_classes=10),
+    make_optimizer(opt, 10),
+    jax.random.PRNGKey(0),
+    jnp.zeros((1, 8, 8, 1)),
+  )
   state = state.replace(step=jnp.asarray(7, jnp.int32))
   ckpt = Checkpointer(str(tmp_path), identity={"model": "resnet20", "features": (1, 2)})
   ckpt.save(7, state, {"note": "x"}, wait=True)
@@ -58,18 +76,29 @@ def test_sigkill_then_rerun_resumes_and_ends_bitwise_identical(tmp_path):
   proc.wait()
   resumed = train_cli(killed, *LONG)
   assert resumed.returncode == 0, resumed.stderr
-  ref_summary = json.load(open(reference / "summary.json"))
-  res_summary = json.load(open(killed / "summary.json"))
+  ref_summary = json.loads((reference / "summary.json").read_text())
+  res_summary = json.loads((killed / "summary.json").read_text())
   assert res_summary["resumed_from_step"] >= 60 and res_summary["steps"] == 300
   assert res_summary["final"] == ref_summary["final"]
   assert_trees_equal(saved_state(reference, 300), saved_state(killed, 300))
-  steps = [json.loads(l)["step"] for l in open(killed / "metrics.jsonl") if '"train"' in l]
+  steps = [
+    json.loads(l)["step"]
+    for l in (killed / "metrics.jsonl").read_text().splitlines()
+    if '"train"' in l
+  ]
   assert steps == sorted(set(steps))  # no duplicated records after the resume
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
-  proc = start_module("experiments.train", f"--config={SMOKE}", f"--workdir={tmp_path}", *LONG,
-                      text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  proc = start_module(
+    "experiments.train",
+    f"--config={SMOKE}",
+    f"--workdir={tmp_path}",
+    *LONG,
+    text=True,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+  )
   signal_after_checkpoint(proc, tmp_path, 20, signal.SIGTERM)
   _, err = proc.communicate(timeout=60)
   assert proc.returncode == 128 + signal.SIGTERM
@@ -108,8 +137,13 @@ loop.run(loop.Experiment(init_state=lambda: {"w": jnp.float32(0), "step": jnp.in
 
 
 def test_second_signal_during_a_hung_step_exits_at_once_naming_the_checkpoint(tmp_path):
-  proc = subprocess.Popen([sys.executable, "-c", HANGING_RUN, str(tmp_path)], cwd=REPO, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  proc = subprocess.Popen(
+    [sys.executable, "-c", HANGING_RUN, str(tmp_path)],
+    cwd=REPO,
+    text=True,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+  )
   try:
     deadline = time.time() + 120
     while not ((tmp_path / "hanging").exists() and (tmp_path / "checkpoints" / "3").exists()):
@@ -144,7 +178,7 @@ def test_corrupt_checkpoint_is_reported_not_deleted(tmp_path):
   for root, _, files in os.walk(state_dir):
     for f in files:
       if "manifest" in f or f.endswith(".data") or "ocdbt" in root:
-        open(os.path.join(root, f), "wb").write(b"garbage")
+        pathlib.Path(root, f).write_bytes(b"garbage")
   shutil.rmtree(tmp_path / "checkpoints" / "10" / "state" / "d", ignore_errors=True)
   out = train_cli(tmp_path, "--config.num_steps=20", "--config.quiet=True")
   assert out.returncode == 2, out.stderr
@@ -153,9 +187,14 @@ def test_corrupt_checkpoint_is_reported_not_deleted(tmp_path):
 
 
 def test_nan_loss_stops_names_the_step_and_keeps_good_checkpoints(tmp_path):
-  out = train_cli(tmp_path, "--config.optimizer.learning_rate=1e30", "--config.optimizer.warmup_steps=3",
-                  "--config.checkpoint_every_steps=1", "--config.log_every_steps=1",
-                  "--config.quiet=True")
+  out = train_cli(
+    tmp_path,
+    "--config.optimizer.learning_rate=1e30",
+    "--config.optimizer.warmup_steps=3",
+    "--config.checkpoint_every_steps=1",
+    "--config.log_every_steps=1",
+    "--config.quiet=True",
+  )
   assert out.returncode == 2
   assert "NaN or inf at step" in out.stderr and "last good checkpoint" in out.stderr
   steps = os.listdir(tmp_path / "checkpoints")

@@ -4,8 +4,8 @@ import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
 from conftest import mock_tfds_splits
+
 from dljax import parallel
 from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
@@ -14,7 +14,12 @@ from dljax.errors import DljaxError
 
 def test_mnist5k_is_a_fixed_stratified_4000_1000_split():
   data = load_image_dataset("mnist5k")
-  assert data.train_images.shape == (4000, 28, 28, 1) and data.test_images.shape == (1000, 28, 28, 1)
+  assert data.train_images.shape == (4000, 28, 28, 1) and data.test_images.shape == (
+    1000,
+    28,
+    28,
+    1,
+  )
   assert np.bincount(data.test_labels).tolist() == [100] * 10
   assert 0.0 <= data.train_images.min() and data.train_images.max() <= 1.0
   again = load_image_dataset("mnist5k")
@@ -37,8 +42,11 @@ def test_tfds_datasets_load_through_data_source(name, shape):
 
 def test_tfds_train_and_test_arrays_come_from_their_own_splits():
   label = {"train": 1, "test": 2}
-  with mock_tfds_splits(lambda split: [{"image": np.full((28, 28, 1), 50 * label[split], np.uint8),
-                                        "label": label[split]}] * 3):
+  with mock_tfds_splits(
+    lambda split: (
+      [{"image": np.full((28, 28, 1), 50 * label[split], np.uint8), "label": label[split]}] * 3
+    )
+  ):
     data = load_image_dataset("mnist")
   assert data.train_labels.tolist() == [1] * 3 and data.test_labels.tolist() == [2] * 3
   np.testing.assert_allclose(data.train_images, 50 / 255)
@@ -68,7 +76,7 @@ def assert_split_over_devices(array, mesh, expected):
   assert {shard.device for shard in shards} == set(mesh.devices.flat)
   rows = len(expected) // mesh.size
   for i, shard in enumerate(shards):
-    np.testing.assert_array_equal(shard.data, expected[i * rows:(i + 1) * rows])
+    np.testing.assert_array_equal(shard.data, expected[i * rows : (i + 1) * rows])
 
 
 def test_split_batch_gives_each_device_its_own_rows():

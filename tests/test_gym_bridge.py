@@ -19,8 +19,14 @@ def without_rate(final):
 
 def test_resume_is_bitwise_and_rerunning_a_finished_run_changes_nothing(tmp_path):
   # 3 chunks of 3 updates, a checkpoint after each.
-  config = load_config("cartpole_ppo", "smoke", env="gym:CartPole-v1", num_seeds=1,
-                       total_env_steps=4 * 16 * 9, checkpoint_every_steps=1)
+  config = load_config(
+    "cartpole_ppo",
+    "smoke",
+    env="gym:CartPole-v1",
+    num_seeds=1,
+    total_env_steps=4 * 16 * 9,
+    checkpoint_every_steps=1,
+  )
   reference, resumed = tmp_path / "reference", tmp_path / "resumed"
   ref_summary = train(config, str(reference))
   assert ref_summary["steps"] == 3

@@ -8,24 +8,39 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import load_config
+
 from dljax.errors import DljaxError
 from dljax.models import build_model
 from dljax.precision import check_dtype, dtype_kwargs
 from dljax.tasks import train
 
 
-@pytest.mark.parametrize("name,kwargs,inputs", [
-    ("gpt", {"vocab_size": 65, "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16},
-     jnp.arange(32, dtype=jnp.int32).reshape(2, 16) % 65),
-    ("cnn", {"num_classes": 10, "features": (4,), "dense": 8, "conv": "shift"},
-     jax.random.uniform(jax.random.key(1), (4, 8, 8, 1))),
-    ("cnn", {"num_classes": 10, "features": (4,), "dense": 8, "conv": "flax"},
-     jax.random.uniform(jax.random.key(1), (4, 8, 8, 1))),
-    ("resnet20", {"num_classes": 10, "stage_sizes": (1,), "stage_features": (4,)},
-     jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))),
-])
+@pytest.mark.parametrize(
+  "name,kwargs,inputs",
+  [
+    (
+      "gpt",
+      {"vocab_size": 65, "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16},
+      jnp.arange(32, dtype=jnp.int32).reshape(2, 16) % 65,
+    ),
+    (
+      "cnn",
+      {"num_classes": 10, "features": (4,), "dense": 8, "conv": "shift"},
+      jax.random.uniform(jax.random.key(1), (4, 8, 8, 1)),
+    ),
+    (
+      "cnn",
+      {"num_classes": 10, "features": (4,), "dense": 8, "conv": "flax"},
+      jax.random.uniform(jax.random.key(1), (4, 8, 8, 1)),
+    ),
+    (
+      "resnet20",
+      {"num_classes": 10, "stage_sizes": (1,), "stage_features": (4,)},
+      jax.random.uniform(jax.random.key(1), (2, 8, 8, 3)),
+    ),
+  ],
+)
 def test_bfloat16_model_computes_in_bfloat16_from_float32_params(name, kwargs, inputs):
   f32 = build_model(name, **kwargs)
   bf16 = build_model(name, **kwargs, dtype="bfloat16")
@@ -36,8 +51,9 @@ def test_bfloat16_model_computes_in_bfloat16_from_float32_params(name, kwargs, i
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables))
   # A ResNet in training mode also returns its updated BatchNorm statistics.
   train = {"train": True, "mutable": ["batch_stats"]} if "batch_stats" in variables else {}
-  logits, reference = (jax.jit(lambda v, x, m=m: m.apply(v, x, **train))(variables, inputs)
-                       for m in (bf16, f32))
+  logits, reference = (
+    jax.jit(lambda v, x, m=m: m.apply(v, x, **train))(variables, inputs) for m in (bf16, f32)
+  )
   if train:
     (logits, stats), (reference, _) = logits, reference
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(stats))
@@ -54,17 +70,25 @@ def test_unknown_dtype_is_refused_with_the_known_ones(tmp_path):
 
 
 def test_bfloat16_for_a_float32_only_model_names_the_models_that_have_it():
-  with pytest.raises(DljaxError, match=r"model 'mlp' computes only in float32; .*float32 or one "
-                                       r"of the models with a dtype: cnn, resnet20, resnet18, gpt"):
+  with pytest.raises(
+    DljaxError,
+    match=r"model 'mlp' computes only in float32; .*float32 or one "
+    r"of the models with a dtype: cnn, resnet20, resnet18, gpt",
+  ):
     dtype_kwargs("mlp", "bfloat16")
   assert dtype_kwargs("mlp", "float32") == {}
 
 
 def test_bfloat16_on_a_gpu_without_it_is_refused():
   v100 = types.SimpleNamespace(platform="gpu", compute_capability="7.0", device_kind="Tesla V100")
-  with pytest.raises(DljaxError, match="Tesla V100 .*has no bfloat16 arithmetic; use "
-                                       "--config.dtype=float32"):
+  with pytest.raises(
+    DljaxError, match="Tesla V100 .*has no bfloat16 arithmetic; use --config.dtype=float32"
+  ):
     check_dtype("bfloat16", v100)
   check_dtype("float32", v100)
-  check_dtype("bfloat16", types.SimpleNamespace(platform="gpu", compute_capability="9.0",
-                                                device_kind="NVIDIA H100 80GB HBM3"))
+  check_dtype(
+    "bfloat16",
+    types.SimpleNamespace(
+      platform="gpu", compute_capability="9.0", device_kind="NVIDIA H100 80GB HBM3"
+    ),
+  )

@@ -25,9 +25,13 @@ def test_resnet_parameter_counts_match_published_architectures():
 
 
 def test_mlp_and_cnn_parameter_counts_follow_their_layers():
-  assert n_params("mlp", (1, 28, 28, 1), hidden=(512, 512)) == (784 * 512 + 512) + (512 * 512 + 512) + (512 * 10 + 10)
+  assert n_params("mlp", (1, 28, 28, 1), hidden=(512, 512)) == (784 * 512 + 512) + (
+    512 * 512 + 512
+  ) + (512 * 10 + 10)
   conv = (3 * 3 * 1 * 32 + 32) + (3 * 3 * 32 * 64 + 64)
-  assert n_params("cnn", (1, 28, 28, 1), features=(32, 64), dense=256) == conv + (7 * 7 * 64 * 256 + 256) + (256 * 10 + 10)
+  assert n_params("cnn", (1, 28, 28, 1), features=(32, 64), dense=256) == conv + (
+    7 * 7 * 64 * 256 + 256
+  ) + (256 * 10 + 10)
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "resnet20"])
@@ -49,10 +53,12 @@ def test_shift_conv_equals_flax_conv_forward_and_gradient():
   flax_conv, shift_conv = nn.Conv(5, (3, 3)), ShiftConv(5)
   params = flax_conv.init(jax.random.PRNGKey(1), x)
   params = jax.tree.map(lambda p: p + 0.1, params)  # a nonzero bias, too
-  assert jax.tree.map(jnp.shape, shift_conv.init(jax.random.PRNGKey(1), x)) == \
-      jax.tree.map(jnp.shape, params)
-  np.testing.assert_allclose(shift_conv.apply(params, x), flax_conv.apply(params, x),
-                             rtol=1e-5, atol=1e-5)
+  assert jax.tree.map(jnp.shape, shift_conv.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
+    jnp.shape, params
+  )
+  np.testing.assert_allclose(
+    shift_conv.apply(params, x), flax_conv.apply(params, x), rtol=1e-5, atol=1e-5
+  )
   loss = lambda conv: lambda p, x: jnp.sum(jnp.sin(conv.apply(p, x)))
   grads = [jax.grad(loss(conv), argnums=(0, 1))(params, x) for conv in (shift_conv, flax_conv)]
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
@@ -62,8 +68,8 @@ def test_shift_conv_equals_flax_conv_forward_and_gradient():
 def test_pool2x2_equals_flax_pooling_on_odd_sizes(kind, flax_pool):
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 9, 3))
   np.testing.assert_allclose(pool2x2(x, kind), flax_pool(x, (2, 2), strides=(2, 2)), rtol=1e-6)
-  grads = [jax.grad(lambda x: jnp.sum(jnp.sin(pool(x))))(x)
-           for pool in (lambda x: pool2x2(x, kind), lambda x: flax_pool(x, (2, 2), strides=(2, 2)))]
+  pools = (lambda x: pool2x2(x, kind), lambda x: flax_pool(x, (2, 2), strides=(2, 2)))
+  grads = [jax.grad(lambda x, pool=pool: jnp.sum(jnp.sin(pool(x))))(x) for pool in pools]
   np.testing.assert_allclose(*grads, rtol=1e-6)  # no ties: random normal inputs
 
 
@@ -71,8 +77,9 @@ def test_pool2x2_equals_flax_pooling_on_odd_sizes(kind, flax_pool):
 @pytest.mark.parametrize("pool", ["max", "avg"])
 def test_cnn_conv_and_pool_options_keep_the_parameter_count(conv, pool):
   kwargs = {"features": (32, 64), "dense": 256}
-  assert n_params("cnn", (1, 28, 28, 1), conv=conv, pool=pool, **kwargs) == \
-      n_params("cnn", (1, 28, 28, 1), **kwargs)
+  assert n_params("cnn", (1, 28, 28, 1), conv=conv, pool=pool, **kwargs) == n_params(
+    "cnn", (1, 28, 28, 1), **kwargs
+  )
 
 
 def test_unknown_cnn_option_lists_known_ones():

@@ -11,15 +11,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from conftest import (REPO, assert_trees_equal, config_path, run_module, saved_state,
-                      signal_after_checkpoint, start_module)
+from conftest import (
+  REPO,
+  assert_trees_equal,
+  config_path,
+  run_module,
+  saved_state,
+  signal_after_checkpoint,
+  start_module,
+)
 
 
 def train(config: str, workdir, *extra):
   """Runs a smoke config (~10 s); one that stalls fails the test by its timeout."""
-  return run_module("experiments.train", f"--config={config_path(config)}:smoke",
-                    f"--workdir={workdir}", "--config.quiet=True", *extra, timeout=150)
+  return run_module(
+    "experiments.train",
+    f"--config={config_path(config)}:smoke",
+    f"--workdir={workdir}",
+    "--config.quiet=True",
+    *extra,
+    timeout=150,
+  )
 
 
 # cartpole_ppo's initial state (8 seeds), computed as the loop does, on 2 CPU devices. Vmapped over
@@ -40,8 +52,14 @@ jax.block_until_ready(jax.jit(experiment.init_state, out_shardings=NamedSharding
 
 def test_seed_initialisation_does_not_deadlock_xla_cpu():
   # A fresh process: a deadlocked one can only be killed (subprocess.run kills it on timeout).
-  out = subprocess.run([sys.executable, "-c", INIT_ON_TWO_DEVICES], cwd=REPO, capture_output=True,
-                       text=True, timeout=120, check=False)
+  out = subprocess.run(
+    [sys.executable, "-c", INIT_ON_TWO_DEVICES],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
   assert out.returncode == 0, out.stderr
 
 
@@ -49,7 +67,7 @@ def test_seed_initialisation_does_not_deadlock_xla_cpu():
 def test_smoke_variant_trains_end_to_end(tmp_path, config):
   out = train(config, tmp_path)
   assert out.returncode == 0, out.stderr
-  summary = json.load(open(tmp_path / "summary.json"))
+  summary = json.loads((tmp_path / "summary.json").read_text())
   final = summary["final"]
   assert {"mean_return", "min_seed_return", "env_steps", "env_steps_per_s"} <= set(final)
   assert final["env_steps"] == summary["config"]["total_env_steps"]  # whole updates in smoke
@@ -64,22 +82,29 @@ def test_sigkill_then_rerun_ends_bitwise_identical(tmp_path):
   long = ["--config.total_env_steps=7680", "--config.checkpoint_every_steps=2"]  # 40 chunks
   reference, killed = tmp_path / "reference", tmp_path / "killed"
   assert train("cartpole_ppo", reference, *long).returncode == 0
-  proc = start_module("experiments.train", f"--config={config_path('cartpole_ppo')}:smoke",
-                      f"--workdir={killed}", "--config.quiet=True", *long)
+  proc = start_module(
+    "experiments.train",
+    f"--config={config_path('cartpole_ppo')}:smoke",
+    f"--workdir={killed}",
+    "--config.quiet=True",
+    *long,
+  )
   signal_after_checkpoint(proc, killed, 4, signal.SIGKILL)
   proc.wait()
   resumed = train("cartpole_ppo", killed, *long)
   assert resumed.returncode == 0, resumed.stderr
-  ref, res = (json.load(open(d / "summary.json")) for d in (reference, killed))
+  ref, res = (json.loads((d / "summary.json").read_text()) for d in (reference, killed))
   assert res["resumed_from_step"] >= 4 and res["steps"] == ref["steps"] == 40
   drop = ("env_steps_per_s",)  # a rate, not a result
-  assert {k: v for k, v in res["final"].items() if k not in drop} == \
-      {k: v for k, v in ref["final"].items() if k not in drop}
+  assert {k: v for k, v in res["final"].items() if k not in drop} == {
+    k: v for k, v in ref["final"].items() if k not in drop
+  }
   assert_trees_equal(saved_state(reference, 40), saved_state(killed, 40))
-  records = [json.loads(l) for l in open(killed / "metrics.jsonl")]
-  ref_records = [json.loads(l) for l in open(reference / "metrics.jsonl")]
-  assert [r for r in records if r["split"] == "train"] == \
-      [r for r in ref_records if r["split"] == "train"]
+  records = [json.loads(l) for l in (killed / "metrics.jsonl").read_text().splitlines()]
+  ref_records = [json.loads(l) for l in (reference / "metrics.jsonl").read_text().splitlines()]
+  assert [r for r in records if r["split"] == "train"] == [
+    r for r in ref_records if r["split"] == "train"
+  ]
 
 
 def numpy_gae(reward, value, next_value, terminated, done, gamma, lam):
@@ -93,6 +118,7 @@ def numpy_gae(reward, value, next_value, terminated, done, gamma, lam):
 
 def test_gae_matches_numpy_reference():
   from dljax.rl.ppo import gae
+
   rng = np.random.default_rng(0)
   shape = (37, 5)
   reward, value, next_value = (rng.normal(size=shape).astype(np.float32) for _ in range(3))
@@ -106,13 +132,15 @@ def test_gae_matches_numpy_reference():
 
 def test_double_dqn_target_matches_numpy_reference():
   from dljax.rl.dqn import double_dqn_target
+
   rng = np.random.default_rng(0)
   reward = rng.normal(size=64).astype(np.float32)
   online_next_q, target_next_q = (rng.normal(size=(64, 3)).astype(np.float32) for _ in range(2))
   terminated = rng.random(64) < 0.2
   discount = 0.99 ** rng.integers(1, 4, size=64).astype(np.float32)
-  got = double_dqn_target(*map(jnp.asarray, (reward, terminated, discount, online_next_q,
-                                             target_next_q)))
+  got = double_dqn_target(
+    *map(jnp.asarray, (reward, terminated, discount, online_next_q, target_next_q))
+  )
   picked = target_next_q[np.arange(64), online_next_q.argmax(axis=1)]
   want = reward + discount * np.where(terminated, 0.0, picked)
   np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-6)
@@ -132,21 +160,28 @@ def numpy_n_step(trajectory, n, gamma):
         if trajectory["terminated"][u, i] or trajectory["truncated"][u, i]:
           break
       out["reward"][t, i], out["discount"][t, i] = total, discount
-      out["next_obs"][t, i], out["terminated"][t, i] = (trajectory["next_obs"][u, i],
-                                                        trajectory["terminated"][u, i])
+      out["next_obs"][t, i], out["terminated"][t, i] = (
+        trajectory["next_obs"][u, i],
+        trajectory["terminated"][u, i],
+      )
   return out
 
 
 @pytest.mark.parametrize("n", [1, 3, 50])
 def test_n_step_transitions_match_numpy_reference(n):
   from dljax.rl.dqn import n_step_transitions
+
   rng = np.random.default_rng(n)
   shape = (29, 6)
   terminated = rng.random(shape) < 0.1
-  trajectory = {"obs": rng.normal(size=shape + (4,)).astype(np.float32),
-                "action": rng.integers(0, 2, shape), "reward": rng.normal(size=shape).astype(
-                    np.float32), "next_obs": rng.normal(size=shape + (4,)).astype(np.float32),
-                "terminated": terminated, "truncated": ~terminated & (rng.random(shape) < 0.05)}
+  trajectory = {
+    "obs": rng.normal(size=shape + (4,)).astype(np.float32),
+    "action": rng.integers(0, 2, shape),
+    "reward": rng.normal(size=shape).astype(np.float32),
+    "next_obs": rng.normal(size=shape + (4,)).astype(np.float32),
+    "terminated": terminated,
+    "truncated": ~terminated & (rng.random(shape) < 0.05),
+  }
   got = n_step_transitions(jax.tree.map(jnp.asarray, trajectory), n, 0.9)
   want = numpy_n_step(trajectory, n, 0.9)
   np.testing.assert_array_equal(got["obs"], trajectory["obs"])
@@ -157,14 +192,20 @@ def test_n_step_transitions_match_numpy_reference(n):
     np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("config,args,message", [
+@pytest.mark.parametrize(
+  "config,args,message",
+  [
     ("cartpole_ppo", ["--config.env=CartPol-v1"], "unknown environment 'CartPol-v1'.*CartPole-v1"),
     ("cartpole_dqn", ["--config.env=Pendulum-v1"], "DQN needs discrete actions.*PPO"),
     ("cartpole_ppo", ["--config.ppo.num_minibatches=7"], "not divisible by ppo.num_minibatches=7"),
-    ("cartpole_ppo", ["--config.env=gym:NoSuchEnv-v0", "--config.num_seeds=1"],
-     "gymnasium has no environment 'NoSuchEnv-v0'"),
+    (
+      "cartpole_ppo",
+      ["--config.env=gym:NoSuchEnv-v0", "--config.num_seeds=1"],
+      "gymnasium has no environment 'NoSuchEnv-v0'",
+    ),
     ("cartpole_ppo", ["--config.env=gym:CartPole-v1"], "num_seeds=1"),
-])
+  ],
+)
 def test_bad_input_is_named(tmp_path, config, args, message):
   out = train(config, tmp_path, *args)
   assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
@@ -172,9 +213,11 @@ def test_bad_input_is_named(tmp_path, config, args, message):
 
 
 def test_missing_gymnasium_is_named(monkeypatch):
+  from conftest import load_config
+
   from dljax.errors import DljaxError
   from dljax.rl.common import setup
-  from conftest import load_config
+
   monkeypatch.setitem(sys.modules, "gymnasium", None)  # makes `import gymnasium` fail
   config = load_config("cartpole_ppo", "smoke", env="gym:CartPole-v1", num_seeds=1)
   with pytest.raises(DljaxError, match="pip install gymnasium"):
@@ -185,9 +228,9 @@ def test_dqn_trains_through_the_gymnasium_bridge(tmp_path):
   # PPO through the bridge: tests/test_gym_bridge.py.
   out = train("cartpole_dqn", tmp_path, "--config.env=gym:CartPole-v1", "--config.num_seeds=1")
   assert out.returncode == 0, out.stderr
-  summary = json.load(open(tmp_path / "summary.json"))
+  summary = json.loads((tmp_path / "summary.json").read_text())
   assert summary["final"]["env_steps"] == summary["config"]["total_env_steps"]
-  records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   q = [r["online_q"] for r in records if r["split"] == "train"]
   # From ~0 at initialisation the Q-values climb towards the discounted sum of CartPole's +1s.
   assert len(q) == summary["steps"] and q[-1] > q[0] + 0.2, q

@@ -30,7 +30,7 @@ GYM_STATE_FIELDS = {
 }
 # Long enough for every env to hit its time limit at least once (Acrobot: 500).
 NUM_PARITY_STEPS = 600
-FLOAT32_TOLERANCE = dict(rtol=1e-5, atol=1e-5)
+FLOAT32_TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 
 
 def random_action(space, rng: np.random.Generator):
@@ -96,8 +96,12 @@ def test_reset_distribution_matches_gymnasium(name):
   theirs = np.stack([gym_initial_state() for _ in range(num_resets)])
   for field, a, b in zip(GYM_STATE_FIELDS[name], ours.T, theirs.T):
     support = max(np.ptp(b), 1e-6)
-    np.testing.assert_allclose([a.min(), a.max()], [b.min(), b.max()], atol=0.01 * support,
-                               err_msg=f"{name} {field}: range of initial values")
+    np.testing.assert_allclose(
+      [a.min(), a.max()],
+      [b.min(), b.max()],
+      atol=0.01 * support,
+      err_msg=f"{name} {field}: range of initial values",
+    )
     assert scipy.stats.ks_2samp(a, b).pvalue > 1e-3, f"{name} {field}: initial distribution"
 
 
@@ -110,7 +114,7 @@ def test_jit_vmap_64_envs(name):
   @jax.jit
   def rollout(key):
     reset_key, scan_key = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, (0, None))(jax.random.split(reset_key, num_envs), params)
+    _obs, state = jax.vmap(env.reset, (0, None))(jax.random.split(reset_key, num_envs), params)
 
     def one_step(state, key):
       action_key, step_key = jax.random.split(key)
@@ -246,7 +250,7 @@ def test_gym_bridge_cartpole():
   rng = np.random.default_rng(0)
   num_terminated = 0
   for _ in range(100):
-    obs, reward, terminated, truncated, info = env.step(rng.integers(2, size=4))
+    obs, reward, terminated, _truncated, info = env.step(rng.integers(2, size=4))
     assert obs.dtype == reward.dtype == np.float32 and terminated.shape == (4,)
     finished_last = info["final_observation"][terminated]
     x, theta = finished_last[:, 0], finished_last[:, 2]

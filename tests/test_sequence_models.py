@@ -43,8 +43,9 @@ def count(params):
 
 # The GPT computes attention two ways (jax.nn.dot_product_attention, or einsums that expose the
 # weights); each has its own masking code, with and without a KV cache.
-BOTH_ATTENTIONS = pytest.mark.parametrize("explicit_attention", [False, True],
-                                          ids=["fused", "explicit"])
+BOTH_ATTENTIONS = pytest.mark.parametrize(
+  "explicit_attention", [False, True], ids=["fused", "explicit"]
+)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -197,7 +198,7 @@ def filtered_distribution(logits, temperature=1.0, top_k=None, top_p=None):
   logits = np.asarray(logits, np.float64) / temperature
   order = np.argsort(-logits)
   keep = np.zeros(len(logits), bool)
-  keep[order[:top_k or len(logits)]] = True
+  keep[order[: top_k or len(logits)]] = True
   if top_p is not None:
     probabilities = np.where(keep, np.exp(logits - logits.max()), 0.0)
     probabilities /= probabilities.sum()

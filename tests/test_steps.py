@@ -29,8 +29,12 @@ class Pair:
 
 def make_pair() -> Pair:
   x = jnp.ones((1, 3))
-  return Pair(*(init_model_state(Net(), optax.sgd(0.1), jax.random.PRNGKey(i), x, train=False)
-                for i in range(2)))
+  return Pair(
+    *(
+      init_model_state(Net(), optax.sgd(0.1), jax.random.PRNGKey(i), x, train=False)
+      for i in range(2)
+    )
+  )
 
 
 def run_a(pair: Pair, params, x):
@@ -50,8 +54,9 @@ def a_loss(params, pair, batch, rng, train):
 def b_loss(params, pair, batch, rng, train):
   """b's loss reads a's output, and a's BatchNorm statistics change as it runs."""
   a_out, a_mutable = run_a(pair, pair.a.params, batch)
-  out, b_mutable = pair.b.apply_fn(pair.b.variables(params), a_out, train=True,
-                                   mutable=["batch_stats"])
+  out, b_mutable = pair.b.apply_fn(
+    pair.b.variables(params), a_out, train=True, mutable=["batch_stats"]
+  )
   return jnp.mean((out - 1.0) ** 2), ({"mean_out": out.mean()}, {"a": a_mutable, "b": b_mutable})
 
 

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import mock_tfds_splits
+
 from dljax.data import text as text_data
 from dljax.errors import DljaxError
 

@@ -6,9 +6,10 @@ import re
 
 import jax
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
-
 from conftest import config_path, load_config, run_module
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
 from dljax import loop, parallel
 from dljax.errors import DljaxError
 from dljax.tasks import build_experiment, train
@@ -38,7 +39,8 @@ MIN_IMPROVEMENT = 0.03
 def gpt_run(tmp_path_factory, corpus_path):
   workdir = tmp_path_factory.mktemp("gpt")
   summary, untrained = train_from_untrained(
-      load_config("shakespeare_gpt", "smoke", dataset=f"text:{corpus_path}"), workdir)
+    load_config("shakespeare_gpt", "smoke", dataset=f"text:{corpus_path}"), workdir
+  )
   return workdir, summary, untrained
 
 
@@ -47,25 +49,37 @@ def test_gpt_smoke_learns_logs_and_samples(gpt_run):
   assert summary["steps"] == 20
   assert summary["final"]["val_loss"] < untrained - MIN_IMPROVEMENT
   assert sorted(os.listdir(workdir / "samples")) == ["step_000010.txt", "step_000020.txt"]
-  assert len(open(workdir / "samples" / "step_000020.txt").read()) == 1 + 40
-  assert json.load(open(workdir / "summary.json"))["final"] == summary["final"]
+  assert len((workdir / "samples" / "step_000020.txt").read_text()) == 1 + 40
+  assert json.loads((workdir / "summary.json").read_text())["final"] == summary["final"]
 
 
 def test_lstm_smoke_learns(corpus_path, tmp_path):
   summary, untrained = train_from_untrained(
-      load_config("shakespeare_lstm", "smoke", dataset=f"text:{corpus_path}"), tmp_path)
+    load_config("shakespeare_lstm", "smoke", dataset=f"text:{corpus_path}"), tmp_path
+  )
   assert summary["steps"] == 20
   assert summary["final"]["val_loss"] < untrained - MIN_IMPROVEMENT
 
 
 def test_generate_cli_needs_only_the_run_directory(gpt_run):
   workdir, _, _ = gpt_run
-  out = run_module("experiments.generate", f"--workdir={workdir}", "--prompt=ROMEO:",
-                   "--num_tokens=30", "--temperature=0")
+  out = run_module(
+    "experiments.generate",
+    f"--workdir={workdir}",
+    "--prompt=ROMEO:",
+    "--num_tokens=30",
+    "--temperature=0",
+  )
   assert out.returncode == 0, out.stderr
   assert out.stdout.startswith("ROMEO:") and len(out.stdout) == len("ROMEO:") + 30 + 1  # + "\n"
-  again = run_module("experiments.generate", f"--workdir={workdir}", "--prompt=ROMEO:",
-                     "--num_tokens=30", "--temperature=0", "--step=20")
+  again = run_module(
+    "experiments.generate",
+    f"--workdir={workdir}",
+    "--prompt=ROMEO:",
+    "--num_tokens=30",
+    "--temperature=0",
+    "--step=20",
+  )
   assert again.stdout == out.stdout  # the newest step; greedy decoding is deterministic
   # Past the model's 16-character context the window slides instead of failing.
   long = run_module("experiments.generate", f"--workdir={workdir}", "--num_tokens=50")
@@ -73,7 +87,9 @@ def test_generate_cli_needs_only_the_run_directory(gpt_run):
   assert len(long.stdout) == len("\n") + 50 + 1
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize(
+  "args,message",
+  [
     (["--prompt=ROMEO{}"], "characters not in the vocabulary: '{}'"),
     (["--num_tokens=0"], "--num_tokens must be at least 1"),
     (["--num=4"], "--num asks for images, but .* holds a language_model run"),
@@ -82,8 +98,18 @@ def test_generate_cli_needs_only_the_run_directory(gpt_run):
     (["--temperature=-1"], "--temperature must be a finite number >= 0"),
     (["--top_k=-1"], "--top_k must be >= 0"),
     (["--top_p=nan"], r"--top_p must be in \[0, 1\]"),
-], ids=["prompt", "num_tokens", "num_images", "missing_step", "temperature_nan", "temperature_negative",
-        "top_k_negative", "top_p_nan"])
+  ],
+  ids=[
+    "prompt",
+    "num_tokens",
+    "num_images",
+    "missing_step",
+    "temperature_nan",
+    "temperature_negative",
+    "top_k_negative",
+    "top_p_nan",
+  ],
+)
 def test_generate_bad_input(gpt_run, args, message):
   workdir, _, _ = gpt_run
   out = run_module("experiments.generate", f"--workdir={workdir}", *args)
@@ -108,6 +134,10 @@ def test_block_size_beyond_the_text_is_refused(tmp_path):
 def test_empty_text_file_is_refused(tmp_path):
   corpus = tmp_path / "empty.txt"
   corpus.write_text("")
-  out = run_module("experiments.train", f"--config={config_path('shakespeare_gpt')}:smoke",
-                   f"--workdir={tmp_path / 'run'}", f"--config.dataset=text:{corpus}")
+  out = run_module(
+    "experiments.train",
+    f"--config={config_path('shakespeare_gpt')}:smoke",
+    f"--workdir={tmp_path / 'run'}",
+    f"--config.dataset=text:{corpus}",
+  )
   assert out.returncode == 2 and "is empty" in out.stderr

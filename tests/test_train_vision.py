@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import config_path, load_config, mock_tfds_splits, run_module
+
 from dljax import parallel
 from dljax.config import base_config
 from dljax.models import build_model
@@ -27,9 +27,9 @@ def test_smoke_variant_runs_end_to_end(name, tmp_path):
   for f in ("metrics.jsonl", "summary.json", "learning_curves.png"):
     assert os.path.getsize(tmp_path / f) > 0
   assert os.listdir(tmp_path / "tensorboard")
-  records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert {r["split"] for r in records} == {"train", "eval"}
-  assert json.load(open(tmp_path / "summary.json"))["final"] == summary["final"]
+  assert json.loads((tmp_path / "summary.json").read_text())["final"] == summary["final"]
 
 
 def test_tfds_path_trains_under_mock_data(tmp_path):
@@ -45,8 +45,16 @@ def test_tfds_path_trains_under_mock_data(tmp_path):
 
 
 def test_short_training_beats_chance_by_far(tmp_path):
-  summary = train(load_config("mnist_mlp", "smoke", num_steps=150, **{"model.hidden": (64,)},
-                              **{"optimizer.learning_rate": 3e-3}), str(tmp_path))
+  summary = train(
+    load_config(
+      "mnist_mlp",
+      "smoke",
+      num_steps=150,
+      **{"model.hidden": (64,)},
+      **{"optimizer.learning_rate": 3e-3},
+    ),
+    str(tmp_path),
+  )
   assert summary["final"]["test_accuracy"] > 0.85  # 10 classes: chance is 0.1
 
 
@@ -56,8 +64,9 @@ def test_model_overfits_one_batch(model):
   batch = {"image": images, "label": jnp.arange(16) % 10}
   opt = base_config().optimizer
   opt.update({"name": "adam", "learning_rate": 3e-3, "schedule": "constant"})
-  state = init_model_state(build_model(model, num_classes=10), make_optimizer(opt, 200),
-                           jax.random.PRNGKey(1), images[:1])
+  state = init_model_state(
+    build_model(model, num_classes=10), make_optimizer(opt, 200), jax.random.PRNGKey(1), images[:1]
+  )
   step = make_train_step(classification_loss)
   for _ in range(150):
     state, metrics = step(state, batch)
@@ -72,21 +81,36 @@ def test_one_and_two_devices_compute_the_same_step():
   for n in (1, 2):
     mesh = parallel.make_data_mesh(n)
     with jax.set_mesh(mesh):
-      state = init_model_state(build_model("resnet20", num_classes=10), make_optimizer(opt, 10),
-                               jax.random.PRNGKey(1), images[:1])
+      state = init_model_state(
+        build_model("resnet20", num_classes=10),
+        make_optimizer(opt, 10),
+        jax.random.PRNGKey(1),
+        images[:1],
+      )
       state = parallel.replicate(state, mesh)
-      step = make_train_step(classification_loss, lambda feed, _: jax.tree.map(parallel.split_batch, feed))
+      step = make_train_step(
+        classification_loss, lambda feed, _: jax.tree.map(parallel.split_batch, feed)
+      )
       for _ in range(3):
         state, metrics = step(state, batch)
-      losses.append((float(metrics["loss"]), np.asarray(state.mutable["batch_stats"]["BatchNorm_0"]["mean"])))
+      losses.append(
+        (float(metrics["loss"]), np.asarray(state.mutable["batch_stats"]["BatchNorm_0"]["mean"]))
+      )
   assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-5)
   np.testing.assert_allclose(losses[0][1], losses[1][1], rtol=1e-4, atol=1e-6)
 
 
 def test_thousands_of_fast_steps_on_two_cpu_devices_do_not_deadlock(tmp_path):
   # Without bounded dispatch this run aborts in XLA:CPU's all-reduce rendezvous (jax 0.10.2).
-  out = run_module("experiments.train", f"--config={config_path('mnist_mlp')}:smoke",
-                   f"--workdir={tmp_path}", "--config.num_steps=5000", "--config.cpu_devices=2",
-                   "--config.log_every_steps=1000", "--config.quiet=True", timeout=120)
+  out = run_module(
+    "experiments.train",
+    f"--config={config_path('mnist_mlp')}:smoke",
+    f"--workdir={tmp_path}",
+    "--config.num_steps=5000",
+    "--config.cpu_devices=2",
+    "--config.log_every_steps=1000",
+    "--config.quiet=True",
+    timeout=120,
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   assert "2 x cpu" in out.stdout

@@ -22,7 +22,9 @@ SMOKE = config_path("mnist_vae") + ":smoke"
 def test_kl_matches_a_monte_carlo_estimate():
   mean = jnp.array([[0.5, -1.0, 0.0], [2.0, 0.3, -0.7]])
   logvar = jnp.array([[0.0, -1.0, 0.8], [-2.0, 0.5, 0.1]])
-  z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(jax.random.PRNGKey(0), (200_000, *mean.shape))
+  z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(
+    jax.random.PRNGKey(0), (200_000, *mean.shape)
+  )
   log_q = jax.scipy.stats.norm.logpdf(z, mean, jnp.exp(0.5 * logvar)).sum(-1)
   log_p = jax.scipy.stats.norm.logpdf(z).sum(-1)
   np.testing.assert_allclose(gaussian_kl(mean, logvar), (log_q - log_p).mean(0), rtol=0.02)
@@ -48,19 +50,23 @@ def test_importance_weighted_bound_is_above_the_elbo_and_tightens_with_k():
 
   expected_elbo = float(elbo(jax.random.split(jax.random.PRNGKey(3), 256)))
   bound = jax.jit(iw_log_likelihood, static_argnums=(0, 4))
-  bounds = [float(bound(model.apply, params, x, jax.random.PRNGKey(4), k).mean())
-            for k in (1, 10, 100, 1000)]
+  bounds = [
+    float(bound(model.apply, params, x, jax.random.PRNGKey(4), k).mean())
+    for k in (1, 10, 100, 1000)
+  ]
   # k = 1 estimates the ELBO itself: averaged over 64 keys, its standard error is ~0.1 nat.
-  one_sample = [float(bound(model.apply, params, x, jax.random.PRNGKey(5 + i), 1).mean())
-                for i in range(64)]
+  one_sample = [
+    float(bound(model.apply, params, x, jax.random.PRNGKey(5 + i), 1).mean()) for i in range(64)
+  ]
   assert np.mean(one_sample) == pytest.approx(expected_elbo, abs=0.4)
   assert expected_elbo < bounds[1] < bounds[2] < bounds[3]
   assert bounds[3] - expected_elbo > 1.0  # a real gap, not noise
 
 
 def test_smoke_config_end_to_end_and_generate_images(tmp_path):
-  out = run_module("experiments.train", f"--config={SMOKE}", f"--workdir={tmp_path}",
-                   "--config.quiet=True")
+  out = run_module(
+    "experiments.train", f"--config={SMOKE}", f"--workdir={tmp_path}", "--config.quiet=True"
+  )
   assert out.returncode == 0, out.stderr
   final = json.loads((tmp_path / "summary.json").read_text())["final"]
   assert set(final) == {"neg_elbo", "recon", "kl", "nll_iw"}
@@ -70,8 +76,13 @@ def test_smoke_config_end_to_end_and_generate_images(tmp_path):
   for kind in ("samples", "reconstructions", "interpolation", "manifold", "latent_scatter"):
     assert {f"{kind}_step000010.png", f"{kind}_step000020.png"} <= figures
 
-  out = run_module("experiments.generate", f"--workdir={tmp_path}", "--num=12", "--npy",
-                   f"--out={tmp_path / 'grid.png'}")
+  out = run_module(
+    "experiments.generate",
+    f"--workdir={tmp_path}",
+    "--num=12",
+    "--npy",
+    f"--out={tmp_path / 'grid.png'}",
+  )
   assert out.returncode == 0, out.stderr
   images = np.load(tmp_path / "grid.npy")
   assert images.shape == (12, 8, 8, 1) and 0 <= images.min() and images.max() <= 1
@@ -88,19 +99,25 @@ def test_smoke_config_end_to_end_and_generate_images(tmp_path):
 
 def test_latent_dim_below_one_is_a_one_line_error_and_workdir_is_kept(tmp_path):
   (tmp_path / "notes.txt").write_text("keep me")
-  out = run_module("experiments.train", f"--config={SMOKE}", f"--workdir={tmp_path}",
-                   "--config.model.latent_dim=0")
+  out = run_module(
+    "experiments.train", f"--config={SMOKE}", f"--workdir={tmp_path}", "--config.model.latent_dim=0"
+  )
   assert out.returncode == 2 and "Traceback" not in out.stderr
   assert out.stderr.strip().splitlines()[-1].startswith("error: latent_dim=0")
   assert "--config.model.latent_dim" in out.stderr
   assert os.listdir(tmp_path) == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "keep me"
 
 
-@pytest.mark.parametrize("overrides,message", [
+@pytest.mark.parametrize(
+  "overrides,message",
+  [
     ({"dataset": "cifar10"}, r"shape \[H, W, 1\].*\[32, 32, 3\]"),
-    ({"model.name": "vae_conv", "model.features": (4, 4, 4, 4)},
-     "multiples of 16, got shape \\(8, 8, 1\\)"),
-])
+    (
+      {"model.name": "vae_conv", "model.features": (4, 4, 4, 4)},
+      "multiples of 16, got shape \\(8, 8, 1\\)",
+    ),
+  ],
+)
 def test_image_shape_the_model_cannot_take_is_named(tmp_path, overrides, message):
   with tfds.testing.mock_data(num_examples=8), pytest.raises(DljaxError, match=message):
     train(load_config("mnist_vae", "smoke", **overrides), str(tmp_path))
@@ -110,8 +127,10 @@ def test_image_shape_the_model_cannot_take_is_named(tmp_path, overrides, message
 def test_binarized_mnist_loads_through_tfds_and_trains(tmp_path):
   with tfds.testing.mock_data(num_examples=40):
     data = load_image_dataset("binarized_mnist")
-    summary = train(load_config("mnist_vae", "smoke", dataset="binarized_mnist", num_steps=4,
-                                iw_batch_size=20), str(tmp_path))
+    summary = train(
+      load_config("mnist_vae", "smoke", dataset="binarized_mnist", num_steps=4, iw_batch_size=20),
+      str(tmp_path),
+    )
   assert data.train_images.shape == (40, 28, 28, 1) and data.test_images.shape == (40, 28, 28, 1)
   assert set(np.unique(data.train_images)) <= {0.0, 1.0} and data.train_labels is None
   assert summary["final"]["nll_iw"] <= summary["final"]["neg_elbo"]

@@ -2,22 +2,29 @@
 
 import functools
 
-from dljax.data.images import (ImageDataset, load_binarized_mnist, load_digits, load_mnist5k,
-                               load_tfds_images)
+from dljax.data.images import (
+  ImageDataset,
+  load_binarized_mnist,
+  load_digits,
+  load_mnist5k,
+  load_tfds_images,
+)
 from dljax.errors import unknown_name
 
 IMAGE_DATASETS = {
-    "mnist5k": load_mnist5k,
-    "digits": load_digits,
-    "mnist": functools.partial(load_tfds_images, "mnist"),
-    "fashion_mnist": functools.partial(load_tfds_images, "fashion_mnist"),
-    "cifar10": functools.partial(load_tfds_images, "cifar10"),
-    "binarized_mnist": load_binarized_mnist,  # unlabelled: for generative models only
+  "mnist5k": load_mnist5k,
+  "digits": load_digits,
+  "mnist": functools.partial(load_tfds_images, "mnist"),
+  "fashion_mnist": functools.partial(load_tfds_images, "fashion_mnist"),
+  "cifar10": functools.partial(load_tfds_images, "cifar10"),
+  "binarized_mnist": load_binarized_mnist,  # unlabelled: for generative models only
 }
 TFDS_IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "binarized_mnist")
 
 
-def load_image_dataset(name: str, data_dir: str | None = None, download: bool = True) -> ImageDataset:
+def load_image_dataset(
+  name: str, data_dir: str | None = None, download: bool = True
+) -> ImageDataset:
   if name not in IMAGE_DATASETS:
     raise unknown_name("image dataset", name, IMAGE_DATASETS)
   if name in TFDS_IMAGE_DATASETS:

@@ -30,15 +30,18 @@ class DeviceDataset:
       raise ValueError(f"arrays differ in length: { {k: len(v) for k, v in arrays.items()} }")
     self.num_examples = sizes.pop()
     if batch_size > self.num_examples:
-      raise DljaxError(f"batch_size={batch_size} is larger than the dataset "
-                       f"({self.num_examples} examples); lower --config.batch_size")
+      raise DljaxError(
+        f"batch_size={batch_size} is larger than the dataset "
+        f"({self.num_examples} examples); lower --config.batch_size"
+      )
     parallel.check_batch_divisible(batch_size, mesh)
     self.batch_size = batch_size
     self.steps_per_epoch = self.num_examples // batch_size  # the last partial batch is dropped
     self._arrays = parallel.replicate(arrays, mesh)
     self._key = parallel.replicate(jax.random.PRNGKey(seed), mesh)
     self._permute = jax.jit(
-        lambda key, epoch: jax.random.permutation(jax.random.fold_in(key, epoch), self.num_examples))
+      lambda key, epoch: jax.random.permutation(jax.random.fold_in(key, epoch), self.num_examples)
+    )
     self._cached: tuple[int, EpochFeed] | None = None
 
   def feed(self, step: int) -> EpochFeed:

@@ -33,7 +33,7 @@ class CharVocab:
   chars: str
 
   @classmethod
-  def from_text(cls, text: str) -> "CharVocab":
+  def from_text(cls, text: str) -> CharVocab:
     return cls("".join(sorted(set(text))))
 
   @property
@@ -58,7 +58,7 @@ class CharVocab:
     return json.dumps({"type": "char", "chars": self.chars})
 
   @classmethod
-  def from_json(cls, text: str) -> "CharVocab":
+  def from_json(cls, text: str) -> CharVocab:
     payload = json.loads(text)
     if payload.get("type") != "char" or not isinstance(payload.get("chars"), str):
       raise DljaxError(f"not a character vocabulary: {text[:200]!r}")
@@ -69,7 +69,7 @@ class CharVocab:
       file.write(self.to_json())
 
   @classmethod
-  def load(cls, path: str | os.PathLike) -> "CharVocab":
+  def load(cls, path: str | os.PathLike) -> CharVocab:
     with open(path, encoding="utf-8") as file:
       return cls.from_json(file.read())
 
@@ -100,8 +100,9 @@ def read_text_file(path: str | os.PathLike) -> str:
   return text
 
 
-def load_tfds_text(name: str = "tiny_shakespeare", data_dir: str | None = None,
-                   download: bool = False) -> str:
+def load_tfds_text(
+  name: str = "tiny_shakespeare", data_dir: str | None = None, download: bool = False
+) -> str:
   """The text of every split of a TFDS text dataset, joined in split order.
 
   tiny_shakespeare stores each split as one example whose 'text' feature is the whole split;
@@ -110,9 +111,13 @@ def load_tfds_text(name: str = "tiny_shakespeare", data_dir: str | None = None,
   """
   pieces = []
   for split in TFDS_SPLITS:
-    for example in read_tfds_split(name, split, data_dir, download,
-                                   offline="a local copy of the corpus: "
-                                           "--config.dataset=text:PATH/TO/tinyshakespeare.txt"):
+    for example in read_tfds_split(
+      name,
+      split,
+      data_dir,
+      download,
+      offline="a local copy of the corpus: --config.dataset=text:PATH/TO/tinyshakespeare.txt",
+    ):
       text = example["text"]
       pieces.append(text.decode("utf-8") if isinstance(text, bytes) else str(text))
   text = "".join(pieces)

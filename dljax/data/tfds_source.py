@@ -9,19 +9,27 @@ from dljax.errors import DljaxError
 
 def tfds_unavailable(name: str, reason: str, offline: str) -> DljaxError:
   return DljaxError(
-      f"TFDS dataset {name!r} could not be read, downloaded or prepared: {reason}\n"
-      f"Fix: prepare it once on a machine with network access with the TensorFlow extra "
-      f"(pip install -e '.[tfds]' && tfds build {name} --file_format=array_record) and pass its "
-      f"location with --config.data_dir, or work offline with {offline}.")
+    f"TFDS dataset {name!r} could not be read, downloaded or prepared: {reason}\n"
+    f"Fix: prepare it once on a machine with network access with the TensorFlow extra "
+    f"(pip install -e '.[tfds]' && tfds build {name} --file_format=array_record) and pass its "
+    f"location with --config.data_dir, or work offline with {offline}."
+  )
 
 
-def read_tfds_split(name: str, split: str, data_dir: str | None, download: bool,
-                    offline: str) -> list[dict]:
+def read_tfds_split(
+  name: str, split: str, data_dir: str | None, download: bool, offline: str
+) -> list[dict]:
   """All examples of one split as dicts of numpy values."""
   import tensorflow_datasets as tfds
+
   try:
-    source = tfds.data_source(name, split=split, data_dir=data_dir, download=download,
-                              builder_kwargs={"file_format": "array_record"})
+    source = tfds.data_source(
+      name,
+      split=split,
+      data_dir=data_dir,
+      download=download,
+      builder_kwargs={"file_format": "array_record"},
+    )
     return [source[i] for i in range(len(source))]
   except Exception as e:  # TFDS raises many types here (missing files, no TF, no network)
     builder = tfds.builder(name, data_dir=data_dir)

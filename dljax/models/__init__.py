@@ -11,22 +11,22 @@ from dljax.models.mlp import MLP
 from dljax.models.resnet import ResNet18, ResNet20
 from dljax.models.rl import ActorCritic, QNetwork
 from dljax.models.rnn_lm import RNNLM
-from dljax.models.vae import ConvVAE, MLPVAE
+from dljax.models.vae import MLPVAE, ConvVAE
 
 MODELS = {
-    "mlp": MLP,
-    "cnn": CNN,
-    "resnet20": ResNet20,
-    "resnet18": ResNet18,
-    "gpt": GPT,
-    "lstm": functools.partial(RNNLM, cell_type="lstm"),
-    "gru": functools.partial(RNNLM, cell_type="gru"),
-    "rl_actor_critic": ActorCritic,
-    "rl_q_network": QNetwork,
-    "dcgan_generator": Generator,
-    "dcgan_discriminator": Discriminator,
-    "vae_mlp": MLPVAE,
-    "vae_conv": ConvVAE,
+  "mlp": MLP,
+  "cnn": CNN,
+  "resnet20": ResNet20,
+  "resnet18": ResNet18,
+  "gpt": GPT,
+  "lstm": functools.partial(RNNLM, cell_type="lstm"),
+  "gru": functools.partial(RNNLM, cell_type="gru"),
+  "rl_actor_critic": ActorCritic,
+  "rl_q_network": QNetwork,
+  "dcgan_generator": Generator,
+  "dcgan_discriminator": Discriminator,
+  "vae_mlp": MLPVAE,
+  "vae_conv": ConvVAE,
 }
 
 
@@ -48,5 +48,6 @@ def build_from_spec(spec: dict):
   """The model a checkpoint's JSON spec describes: its registry `name` plus constructor arguments
   (JSON lists become the tuples the config had)."""
   spec = dict(spec)
-  return build_model(spec.pop("name"), **{k: tuple(v) if isinstance(v, list) else v
-                                          for k, v in spec.items()})
+  return build_model(
+    spec.pop("name"), **{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+  )

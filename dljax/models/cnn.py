@@ -1,6 +1,7 @@
 """Small convolutional classifier (conv-relu-pool stages, then a dense head) for any image size."""
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -34,8 +35,9 @@ class ShiftConv(nn.Module):
     r, h, w = k // 2, x.shape[1], x.shape[2]
     padded = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
     # Channel order (kh, kw, in) matches the kernel's row-major flattening.
-    patches = jnp.concatenate([padded[:, i:i + h, j:j + w, :] for i in range(k) for j in range(k)],
-                              axis=-1)
+    patches = jnp.concatenate(
+      [padded[:, i : i + h, j : j + w, :] for i in range(k) for j in range(k)], axis=-1
+    )
     return patches @ kernel.reshape(k * k * cin, self.features) + bias
 
 
@@ -46,7 +48,7 @@ def pool2x2(x, kind: str):
   reduce_window (select-and-scatter) costs more than the rest of a small CNN's step.
   """
   n, h, w, c = x.shape
-  x = x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
+  x = x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
   return x.max(axis=(2, 4)) if kind == "max" else x.mean(axis=(2, 4))
 
 

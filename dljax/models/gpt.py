@@ -35,7 +35,7 @@ class KVCache:
   length: jax.Array  # int32 scalar
 
 
-def init_kv_cache(model: "GPT", batch_size: int, dtype=None) -> KVCache:
+def init_kv_cache(model: GPT, batch_size: int, dtype=None) -> KVCache:
   """An empty cache with room for ``model.block_size`` positions (default: the model's dtype)."""
   dtype = dtype or model.dtype
   shape = (model.n_layer, batch_size, model.block_size, model.n_head, model.n_embd // model.n_head)

@@ -12,10 +12,10 @@ from dljax.errors import unknown_name
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": nn.gelu, "sigmoid": nn.sigmoid}
 KERNEL_INITS = {
-    "lecun_normal": nn.initializers.lecun_normal(),  # variance 1/fan_in (Flax's default)
-    "he_normal": nn.initializers.he_normal(),  # variance 2/fan_in: keeps ReLU activations' scale
-    "glorot_uniform": nn.initializers.glorot_uniform(),  # variance 2/(fan_in+fan_out)
-    "unit_normal": nn.initializers.normal(1.0),  # N(0, 1): activations grow as sqrt(fan_in)
+  "lecun_normal": nn.initializers.lecun_normal(),  # variance 1/fan_in (Flax's default)
+  "he_normal": nn.initializers.he_normal(),  # variance 2/fan_in: keeps ReLU activations' scale
+  "glorot_uniform": nn.initializers.glorot_uniform(),  # variance 2/(fan_in+fan_out)
+  "unit_normal": nn.initializers.normal(1.0),  # N(0, 1): activations grow as sqrt(fan_in)
 }
 
 

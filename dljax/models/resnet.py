@@ -4,8 +4,9 @@ Both use a 3x3 stem without max-pooling, as is usual for 32x32 inputs; they work
 size (28x28 MNIST, 8x8 digits) because the head is global average pooling.
 """
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp

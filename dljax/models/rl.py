@@ -5,7 +5,7 @@ policy head, 1 on the value head): a near-uniform initial policy is part of what
 CartPole results reproducible.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -15,8 +15,9 @@ ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
 
 
 def _dense(features: int, scale: float) -> nn.Dense:
-  return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale),
-                  bias_init=nn.initializers.zeros)
+  return nn.Dense(
+    features, kernel_init=nn.initializers.orthogonal(scale), bias_init=nn.initializers.zeros
+  )
 
 
 def _torso(x, hidden: Sequence[int], activation: str):

@@ -27,8 +27,10 @@ class _VAE(nn.Module):
 
   def __post_init__(self):
     if self.latent_dim < 1:
-      raise DljaxError(f"latent_dim={self.latent_dim}: a VAE needs at least one latent; set "
-                       f"--config.model.latent_dim to 1 or more (20 is the usual MNIST size)")
+      raise DljaxError(
+        f"latent_dim={self.latent_dim}: a VAE needs at least one latent; set "
+        f"--config.model.latent_dim to 1 or more (20 is the usual MNIST size)"
+      )
     super().__post_init__()
 
   def __call__(self, x, rng):
@@ -94,15 +96,19 @@ class ConvVAE(_VAE):
     height, width = self.image_shape[:2]
     if height % factor or width % factor:
       raise DljaxError(
-          f"the conv VAE with {len(self.features)} downsampling stages needs images whose height "
-          f"and width are multiples of {factor}, got shape {tuple(self.image_shape)}; use fewer "
-          f"stages (--config.model.features) or the MLP VAE (--config.model.name=vae_mlp)")
+        f"the conv VAE with {len(self.features)} downsampling stages needs images whose height "
+        f"and width are multiples of {factor}, got shape {tuple(self.image_shape)}; use fewer "
+        f"stages (--config.model.features) or the MLP VAE (--config.model.name=vae_mlp)"
+      )
     super().__post_init__()
 
   def setup(self):
     factor = 2 ** len(self.features)
-    self.bottom_shape = (self.image_shape[0] // factor, self.image_shape[1] // factor,
-                         self.features[-1])
+    self.bottom_shape = (
+      self.image_shape[0] // factor,
+      self.image_shape[1] // factor,
+      self.features[-1],
+    )
     self.encoder_convs = [ShiftConv(f) for f in self.features]
     self.encoder_hidden = nn.Dense(self.hidden)
     self.encoder_mean = nn.Dense(self.latent_dim)

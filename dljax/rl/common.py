@@ -16,14 +16,16 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dljax import parallel
 from dljax.config import base_config
@@ -122,21 +124,33 @@ def setup(config) -> Setup:
       raise DljaxError(f"{key}={config[key]} must be at least 1")
   is_gym = config.env.startswith(GYM_PREFIX)
   if is_gym and config.num_seeds != 1:
-    raise DljaxError(f"{config.env} is stepped on the host, one seed at a time; add "
-                     f"--config.num_seeds=1")
-  env, env_params = envs.make(config.env, num_envs=config.num_envs) if is_gym else \
-      envs.make(config.env)
+    raise DljaxError(
+      f"{config.env} is stepped on the host, one seed at a time; add --config.num_seeds=1"
+    )
+  env, env_params = (
+    envs.make(config.env, num_envs=config.num_envs) if is_gym else envs.make(config.env)
+  )
   updates = max(1, config.total_env_steps // (config.num_envs * config.rollout_steps))
   num_chunks = config.num_steps or math.ceil(updates / config.chunk_updates)
-  return Setup(env, env_params, is_gym, config.num_seeds, config.num_envs, config.rollout_steps,
-               config.chunk_updates, num_chunks)
+  return Setup(
+    env,
+    env_params,
+    is_gym,
+    config.num_seeds,
+    config.num_envs,
+    config.rollout_steps,
+    config.chunk_updates,
+    num_chunks,
+  )
 
 
 def _where(done, fresh, current):
   """`fresh` where `done` else `current`, leaf by leaf, `done` broadcast over trailing axes."""
   return jax.tree.map(
-      lambda a, b: jnp.where(done.reshape(done.shape + (1,) * (a.ndim - done.ndim)), a, b),
-      fresh, current)
+    lambda a, b: jnp.where(done.reshape(done.shape + (1,) * (a.ndim - done.ndim)), a, b),
+    fresh,
+    current,
+  )
 
 
 def _track_returns(runner_returns, reward, done):
@@ -157,20 +171,36 @@ def _rollout(agent: Agent, s: Setup, runner: Runner, key):
     env_state, obs, returns = carry
     fresh_obs, fresh_state, keys, noise = xs
     action, extras = agent.act(runner.agent, obs, noise)
-    next_obs, env_state, reward, terminated, truncated = env_step(keys, env_state, action,
-                                                                  s.env_params)
+    next_obs, env_state, reward, terminated, truncated = env_step(
+      keys, env_state, action, s.env_params
+    )
     done = terminated | truncated
-    carry = (_where(done, fresh_state, env_state), _where(done, fresh_obs, next_obs),
-             _track_returns(returns, reward, done))
-    return carry, dict(obs=obs, action=action, reward=reward, terminated=terminated,
-                       truncated=truncated, next_obs=next_obs, **extras)
+    carry = (
+      _where(done, fresh_state, env_state),
+      _where(done, fresh_obs, next_obs),
+      _track_returns(returns, reward, done),
+    )
+    return carry, dict(
+      obs=obs,
+      action=action,
+      reward=reward,
+      terminated=terminated,
+      truncated=truncated,
+      next_obs=next_obs,
+      **extras,
+    )
 
   carry = (runner.env_state, runner.obs, (runner.episode_return, runner.last_return))
-  xs = (reset_obs, reset_state, jax.random.split(step_key, shape),
-        agent.draw_noise(noise_key, shape))
+  xs = (
+    reset_obs,
+    reset_state,
+    jax.random.split(step_key, shape),
+    agent.draw_noise(noise_key, shape),
+  )
   (env_state, obs, (episode_return, last_return)), trajectory = jax.lax.scan(one_step, carry, xs)
-  runner = runner.replace(env_state=env_state, obs=obs, episode_return=episode_return,
-                          last_return=last_return)
+  runner = runner.replace(
+    env_state=env_state, obs=obs, episode_return=episode_return, last_return=last_return
+  )
   return runner, trajectory
 
 
@@ -183,8 +213,12 @@ def _update_keys(runner: Runner):
 def _summarize(runners: Runner, metrics: dict) -> dict:
   """Scalars for the loop: learning metrics averaged, returns across seeds (mean, min, max)."""
   seed_returns = runners.last_return.mean(axis=-1)
-  return {**{k: v.mean() for k, v in metrics.items()}, "return_mean": seed_returns.mean(),
-          "return_min": seed_returns.min(), "return_max": seed_returns.max()}
+  return {
+    **{k: v.mean() for k, v in metrics.items()},
+    "return_mean": seed_returns.mean(),
+    "return_min": seed_returns.min(),
+    "return_max": seed_returns.max(),
+  }
 
 
 def _jax_train_step(agent: Agent, s: Setup, mesh):
@@ -239,23 +273,34 @@ def _host_train_step(agent: Agent, s: Setup, seed: int):
       steps = []
       for t in range(s.rollout_steps):
         action, extras = jax.device_get(
-            act(runner.agent, obs[None], jax.tree.map(lambda x: x[:, t], noise)))
+          act(runner.agent, obs[None], jax.tree.map(lambda x, t=t: x[:, t], noise))
+        )
         # The JAX envs clip out-of-space actions (a Gaussian policy's) themselves; gymnasium's
         # bridge refuses them.
         next_obs, reward, terminated, truncated, info = s.env.step(
-            np.asarray(s.env.action_space.clip(action[0])))
+          np.asarray(s.env.action_space.clip(action[0]))
+        )
         returns = _track_returns(returns, reward, terminated | truncated)
         if update_index == s.chunk_updates - 1 and t == s.rollout_steps - 1:
           truncated = np.ones_like(truncated)  # the chunk's end cuts every running episode
-        steps.append(dict(obs=obs, action=action[0], reward=reward, terminated=terminated,
-                          truncated=truncated, next_obs=info["final_observation"],
-                          **jax.tree.map(lambda x: x[0], extras)))
+        steps.append(
+          dict(
+            obs=obs,
+            action=action[0],
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            next_obs=info["final_observation"],
+            **jax.tree.map(lambda x: x[0], extras),
+          )
+        )
         obs = next_obs
       trajectory = jax.tree.map(lambda *xs: np.stack(xs)[None], *steps)
       agent_state, metrics = update(runner.agent, trajectory, update_key)
       runner = runner.replace(agent=agent_state, updates=runner.updates + 1)
-    runner = runner.replace(episode_return=jnp.asarray(returns[0])[None],
-                            last_return=jnp.asarray(returns[1])[None])
+    runner = runner.replace(
+      episode_return=jnp.asarray(returns[0])[None], last_return=jnp.asarray(returns[1])[None]
+    )
     return runner, _summarize(runner, metrics)
 
   return train_step
@@ -268,13 +313,15 @@ def _jax_evaluate(agent: Agent, s: Setup, num_episodes: int):
 
   def seed_return(agent_state, key):
     reset_key, step_key = jax.random.split(key)
-    obs, env_state = jax.vmap(s.env.reset, (0, None))(jax.random.split(reset_key, num_episodes),
-                                                       s.env_params)
+    obs, env_state = jax.vmap(s.env.reset, (0, None))(
+      jax.random.split(reset_key, num_episodes), s.env_params
+    )
 
     def one_step(carry, keys):
       obs, env_state, total, running = carry
       obs, env_state, reward, terminated, truncated = env_step(
-          keys, env_state, agent.greedy(agent_state, obs), s.env_params)
+        keys, env_state, agent.greedy(agent_state, obs), s.env_params
+      )
       return (obs, env_state, total + reward * running, running & ~(terminated | truncated)), None
 
     carry = (obs, env_state, jnp.zeros(num_episodes), jnp.ones(num_episodes, bool))
@@ -308,22 +355,35 @@ def _host_evaluate(agent: Agent, env_name: str, num_episodes: int, seed: int):
 def plot_returns(workdir: str, env_steps_per_chunk: int, title: str):
   """`returns.png`: the across-seed mean training return with its min-max band, and evaluations."""
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     records = [json.loads(line) for line in f]
-  train = np.array([(r["step"], r["return_mean"], r["return_min"], r["return_max"])
-                    for r in records if r["split"] == "train" and "return_mean" in r])
-  evals = np.array([(r["step"], r["mean_return"], r["min_seed_return"], r["max_seed_return"])
-                    for r in records if r["split"] == "eval" and "mean_return" in r])
+  train = np.array(
+    [
+      (r["step"], r["return_mean"], r["return_min"], r["return_max"])
+      for r in records
+      if r["split"] == "train" and "return_mean" in r
+    ]
+  )
+  evals = np.array(
+    [
+      (r["step"], r["mean_return"], r["min_seed_return"], r["max_seed_return"])
+      for r in records
+      if r["split"] == "eval" and "mean_return" in r
+    ]
+  )
   fig, ax = plt.subplots(figsize=(6, 4))
   for points, label in ((train, "training (last episodes)"), (evals, "evaluation")):
     if len(points):
       steps = points[:, 0] * env_steps_per_chunk
       ax.plot(steps, points[:, 1], marker="o" if len(points) < 20 else None, label=label)
       ax.fill_between(steps, points[:, 2], points[:, 3], alpha=0.25)
-  ax.set(title=f"{title}: mean over seeds, min-max band", xlabel="env steps per seed",
-         ylabel="return")
+  ax.set(
+    title=f"{title}: mean over seeds, min-max band", xlabel="env steps per seed", ylabel="return"
+  )
   ax.legend()
   fig.tight_layout()
   fig.savefig(os.path.join(workdir, "returns.png"), dpi=80)
@@ -341,13 +401,15 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
     if s.is_gym:
       obs = env_state = None
     else:
-      obs, env_state = jax.vmap(s.env.reset, (0, None))(jax.random.split(reset_key, s.num_envs),
-                                                         s.env_params)
+      obs, env_state = jax.vmap(s.env.reset, (0, None))(
+        jax.random.split(reset_key, s.num_envs), s.env_params
+      )
     return Runner(agent_state, env_state, obs, zeros, zeros, rng, jnp.int32(0))
 
   def init_runners():
     seed_keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(root, i), 3))(
-        jnp.arange(s.num_seeds))
+      jnp.arange(s.num_seeds)
+    )
     agent_keys, reset_keys, rngs = seed_keys[:, 0], seed_keys[:, 1], seed_keys[:, 2]
     # The agents one seed at a time (`lax.map`, not `vmap`): vmapped, the orthogonal init's QR is
     # a batched LAPACK call, which can deadlock XLA:CPU's thread pool
@@ -364,8 +426,11 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
 
   def evaluate(runners):
     returns = np.asarray(seed_returns(runners.agent, eval_keys))
-    return {"mean_return": float(returns.mean()), "min_seed_return": float(returns.min()),
-            "max_seed_return": float(returns.max())}
+    return {
+      "mean_return": float(returns.mean()),
+      "min_seed_return": float(returns.min()),
+      "max_seed_return": float(returns.max()),
+    }
 
   first_chunk = []  # of this invocation (a resumed run starts later), for its throughput
 
@@ -378,19 +443,29 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
     # A rerun of a finished run steps no chunk, and a host-stepped env is then never fed.
     first = first_chunk[0] if first_chunk else s.num_chunks
     done_here = env_steps - first * s.chunk_updates * s.steps_per_update
-    return {"env_steps": env_steps,
-            "env_steps_per_s": s.num_seeds * done_here / seconds if done_here else 0.0}
+    return {
+      "env_steps": env_steps,
+      "env_steps_per_s": s.num_seeds * done_here / seconds if done_here else 0.0,
+    }
 
   env_steps_per_chunk = s.chunk_updates * s.steps_per_update
   return Experiment(
-      init_state=init_runners,
-      train_step=train_step,
-      feed=feed,
-      evaluate=evaluate,
-      num_steps=s.num_chunks,
-      identity={"task": task, "env": config.env, "num_seeds": s.num_seeds,
-                "num_envs": s.num_envs, "rollout_steps": s.rollout_steps, **agent.identity},
-      mesh=mesh,
-      after_eval=lambda state, step, workdir: plot_returns(workdir, env_steps_per_chunk,
-                                                           f"{task} on {config.env}"),
-      final_extras=final_extras)
+    init_state=init_runners,
+    train_step=train_step,
+    feed=feed,
+    evaluate=evaluate,
+    num_steps=s.num_chunks,
+    identity={
+      "task": task,
+      "env": config.env,
+      "num_seeds": s.num_seeds,
+      "num_envs": s.num_envs,
+      "rollout_steps": s.rollout_steps,
+      **agent.identity,
+    },
+    mesh=mesh,
+    after_eval=lambda state, step, workdir: plot_returns(
+      workdir, env_steps_per_chunk, f"{task} on {config.env}"
+    ),
+    final_extras=final_extras,
+  )

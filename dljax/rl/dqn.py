@@ -57,16 +57,22 @@ def n_step_transitions(trajectory: dict, n: int, gamma: float) -> dict:
   ends = (trajectory["terminated"] | trajectory["truncated"]).at[-1].set(True)
   episode_end = jax.lax.cummin(jnp.where(ends, step, length - 1), axis=0, reverse=True)
   last = jnp.minimum(episode_end, step + n - 1)
-  summed = sum(gamma ** j * jnp.where(step + j <= last, jnp.roll(reward, -j, axis=0), 0.0)
-               for j in range(min(n, length)))
+  summed = sum(
+    gamma**j * jnp.where(step + j <= last, jnp.roll(reward, -j, axis=0), 0.0)
+    for j in range(min(n, length))
+  )
 
   def at_last(x):
     return jnp.take_along_axis(x, last.reshape(last.shape + (1,) * (x.ndim - last.ndim)), axis=0)
 
-  return {"obs": trajectory["obs"], "action": trajectory["action"], "reward": summed,
-          "discount": gamma ** (last - step + 1).astype(reward.dtype),
-          "next_obs": at_last(trajectory["next_obs"]),
-          "terminated": at_last(trajectory["terminated"])}
+  return {
+    "obs": trajectory["obs"],
+    "action": trajectory["action"],
+    "reward": summed,
+    "discount": gamma ** (last - step + 1).astype(reward.dtype),
+    "next_obs": at_last(trajectory["next_obs"]),
+    "terminated": at_last(trajectory["terminated"]),
+  }
 
 
 def double_dqn_target(reward, terminated, discount, online_next_q, target_next_q):
@@ -84,9 +90,12 @@ def double_dqn_loss(params, q: QNetworks, batch, rng, train):
   q_taken = online.apply_fn(online.variables(params), batch["obs"])
   q_taken = jnp.take_along_axis(q_taken, batch["action"][:, None], axis=-1)[:, 0]
   target = double_dqn_target(
-      batch["reward"], batch["terminated"], batch["discount"],
-      online.apply_fn(online.variables(params), batch["next_obs"]),
-      online.apply_fn({"params": q.target}, batch["next_obs"]))
+    batch["reward"],
+    batch["terminated"],
+    batch["discount"],
+    online.apply_fn(online.variables(params), batch["next_obs"]),
+    online.apply_fn({"params": q.target}, batch["next_obs"]),
+  )
   loss = optax.huber_loss(q_taken, jax.lax.stop_gradient(target)).mean()
   return loss, ({"q": q_taken.mean()}, None)
 
@@ -95,11 +104,17 @@ def make_agent(config, s: common.Setup) -> common.Agent:
   cfg = config.dqn
   action_space = s.env.action_space
   if isinstance(action_space, Box):
-    raise DljaxError(f"DQN needs discrete actions but {config.env} has continuous ones "
-                     f"({action_space}); train it with PPO instead "
-                     f"(experiments/configs/pendulum_ppo.py)")
-  model = build_model("rl_q_network", num_actions=action_space.n,
-                      hidden=tuple(config.model.hidden), activation=config.model.activation)
+    raise DljaxError(
+      f"DQN needs discrete actions but {config.env} has continuous ones "
+      f"({action_space}); train it with PPO instead "
+      f"(experiments/configs/pendulum_ppo.py)"
+    )
+  model = build_model(
+    "rl_q_network",
+    num_actions=action_space.n,
+    hidden=tuple(config.model.hidden),
+    activation=config.model.activation,
+  )
   tx = make_optimizer(config.optimizer, s.num_updates * cfg.gradient_steps)
   obs_shape = s.env.observation_space.shape
   exploration_steps = cfg.epsilon_fraction * s.num_updates * s.steps_per_update
@@ -112,15 +127,22 @@ def make_agent(config, s: common.Setup) -> common.Agent:
   def init(key):
     online = init_model_state(model, tx, key, jnp.zeros((1, *obs_shape)))
     size = (cfg.buffer_size,)
-    buffer = {"obs": jnp.zeros(size + obs_shape), "action": jnp.zeros(size, jnp.int32),
-              "reward": jnp.zeros(size), "next_obs": jnp.zeros(size + obs_shape),
-              "terminated": jnp.zeros(size, bool), "discount": jnp.zeros(size)}
+    buffer = {
+      "obs": jnp.zeros(size + obs_shape),
+      "action": jnp.zeros(size, jnp.int32),
+      "reward": jnp.zeros(size),
+      "next_obs": jnp.zeros(size + obs_shape),
+      "terminated": jnp.zeros(size, bool),
+      "discount": jnp.zeros(size),
+    }
     return DQNState(QNetworks(online, online.params), buffer, jnp.int32(0))
 
   def draw_noise(key, shape):
     explore_key, action_key = jax.random.split(key)
-    return {"explore": jax.random.uniform(explore_key, shape),
-            "action": jax.random.randint(action_key, shape, 0, action_space.n)}
+    return {
+      "explore": jax.random.uniform(explore_key, shape),
+      "action": jax.random.randint(action_key, shape, 0, action_space.n),
+    }
 
   def act(state, obs, noise):
     q = state.q.online.apply_fn(state.q.online.variables(), obs)
@@ -131,8 +153,10 @@ def make_agent(config, s: common.Setup) -> common.Agent:
     n = s.steps_per_update
     slots = (state.env_steps + jnp.arange(n)) % cfg.buffer_size
     transitions = n_step_transitions(trajectory, cfg.n_step, cfg.gamma)
-    buffer = {k: state.buffer[k].at[slots].set(
-        transitions[k].reshape(n, *state.buffer[k].shape[1:])) for k in BUFFER_FIELDS}
+    buffer = {
+      k: state.buffer[k].at[slots].set(transitions[k].reshape(n, *state.buffer[k].shape[1:]))
+      for k in BUFFER_FIELDS
+    }
     env_steps = state.env_steps + n
 
     def gradient_step(q, batch):
@@ -140,8 +164,9 @@ def make_agent(config, s: common.Setup) -> common.Agent:
       tau = jnp.where(q.online.step % cfg.target_update_every == 0, cfg.target_tau, 0.0)
       return q.replace(target=optax.incremental_update(q.online.params, q.target, tau)), metrics
 
-    indices = jax.random.randint(key, (cfg.gradient_steps, cfg.batch_size), 0,
-                                 jnp.minimum(env_steps, cfg.buffer_size))
+    indices = jax.random.randint(
+      key, (cfg.gradient_steps, cfg.batch_size), 0, jnp.minimum(env_steps, cfg.buffer_size)
+    )
     minibatches = jax.tree.map(lambda x: x[indices], buffer)
     learned, metrics = jax.lax.scan(gradient_step, state.q, minibatches)
     # Under vmap a `cond` runs both branches anyway, so warm-up updates are computed and dropped.
@@ -153,8 +178,14 @@ def make_agent(config, s: common.Setup) -> common.Agent:
   def greedy(state, obs):
     return jnp.argmax(state.q.online.apply_fn(state.q.online.variables(), obs), axis=-1)
 
-  return common.Agent(init=init, draw_noise=draw_noise, act=act, update=update, greedy=greedy,
-                      identity={"model": config.model.to_dict(), "buffer_size": cfg.buffer_size})
+  return common.Agent(
+    init=init,
+    draw_noise=draw_noise,
+    act=act,
+    update=update,
+    greedy=greedy,
+    identity={"model": config.model.to_dict(), "buffer_size": cfg.buffer_size},
+  )
 
 
 def build_experiment(config, mesh):

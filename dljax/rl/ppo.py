@@ -24,10 +24,18 @@ from dljax.train_state import init_model_state
 
 def ppo_config() -> ml_collections.ConfigDict:
   """PureJaxRL's PPO settings (the `ppo` block of a config)."""
-  return ml_collections.ConfigDict({
-      "gamma": 0.99, "gae_lambda": 0.95, "clip_eps": 0.2, "ent_coef": 0.01, "vf_coef": 0.5,
-      "num_epochs": 4, "num_minibatches": 4,
-      "reward_scale": 1.0})  # rewards are multiplied by it before GAE
+  return ml_collections.ConfigDict(
+    {
+      "gamma": 0.99,
+      "gae_lambda": 0.95,
+      "clip_eps": 0.2,
+      "ent_coef": 0.01,
+      "vf_coef": 0.5,
+      "num_epochs": 4,
+      "num_minibatches": 4,
+      "reward_scale": 1.0,
+    }
+  )  # rewards are multiplied by it before GAE
 
 
 class Categorical:
@@ -113,8 +121,10 @@ def make_loss(dist, cfg):
     clipped_ratio = jnp.clip(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps)
     actor_loss = -jnp.minimum(ratio * advantage, clipped_ratio * advantage).mean()
     clipped_value = batch["value"] + jnp.clip(value - batch["value"], -cfg.clip_eps, cfg.clip_eps)
-    value_loss = 0.5 * jnp.maximum((value - batch["target"])**2,
-                                   (clipped_value - batch["target"])**2).mean()
+    value_loss = (
+      0.5
+      * jnp.maximum((value - batch["target"]) ** 2, (clipped_value - batch["target"]) ** 2).mean()
+    )
     entropy = dist.entropy(policy).mean()
     loss = actor_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
     return loss, ({"actor_loss": actor_loss, "value_loss": value_loss, "entropy": entropy}, None)
@@ -126,15 +136,21 @@ def make_agent(config, s: common.Setup) -> common.Agent:
   cfg = config.ppo
   batch_size = s.num_envs * s.rollout_steps
   if batch_size % cfg.num_minibatches:
-    raise DljaxError(f"num_envs * rollout_steps = {s.num_envs} * {s.rollout_steps} = {batch_size} "
-                     f"is not divisible by ppo.num_minibatches={cfg.num_minibatches}; change one "
-                     f"of them")
+    raise DljaxError(
+      f"num_envs * rollout_steps = {s.num_envs} * {s.rollout_steps} = {batch_size} "
+      f"is not divisible by ppo.num_minibatches={cfg.num_minibatches}; change one "
+      f"of them"
+    )
   action_space = s.env.action_space
   continuous = isinstance(action_space, Box)
   dist = Gaussian if continuous else Categorical
-  model = build_model("rl_actor_critic", continuous=continuous,
-                      action_dim=action_space.shape[0] if continuous else action_space.n,
-                      hidden=tuple(config.model.hidden), activation=config.model.activation)
+  model = build_model(
+    "rl_actor_critic",
+    continuous=continuous,
+    action_dim=action_space.shape[0] if continuous else action_space.n,
+    hidden=tuple(config.model.hidden),
+    activation=config.model.activation,
+  )
   num_steps = cfg.num_epochs * cfg.num_minibatches
   tx = make_optimizer(config.optimizer, s.num_updates * num_steps)
   train_step = make_train_step(make_loss(dist, cfg), jit=False)
@@ -150,13 +166,22 @@ def make_agent(config, s: common.Setup) -> common.Agent:
   def update(state, trajectory, key):
     _, next_value = state.apply_fn(state.variables(), trajectory["next_obs"])
     advantage, target = gae(
-        cfg.reward_scale * trajectory["reward"], trajectory["value"], next_value,
-        trajectory["terminated"].astype(jnp.float32),
-        (trajectory["terminated"] | trajectory["truncated"]).astype(jnp.float32),
-        cfg.gamma, cfg.gae_lambda)
-    batch = {"obs": trajectory["obs"], "action": trajectory["action"],
-             "log_prob": trajectory["log_prob"], "value": trajectory["value"],
-             "advantage": advantage, "target": target}
+      cfg.reward_scale * trajectory["reward"],
+      trajectory["value"],
+      next_value,
+      trajectory["terminated"].astype(jnp.float32),
+      (trajectory["terminated"] | trajectory["truncated"]).astype(jnp.float32),
+      cfg.gamma,
+      cfg.gae_lambda,
+    )
+    batch = {
+      "obs": trajectory["obs"],
+      "action": trajectory["action"],
+      "log_prob": trajectory["log_prob"],
+      "value": trajectory["value"],
+      "advantage": advantage,
+      "target": target,
+    }
     # All epochs' shuffles in one sort, all minibatches in one gather per array.
     order = jnp.argsort(jax.random.uniform(key, (cfg.num_epochs, batch_size)), axis=-1)
     order = order.reshape(num_steps, batch_size // cfg.num_minibatches)
@@ -168,10 +193,13 @@ def make_agent(config, s: common.Setup) -> common.Agent:
     return dist.mode(state.apply_fn(state.variables(), obs)[0])
 
   return common.Agent(
-      init=init,
-      draw_noise=lambda key, shape: dist.noise(key, shape, action_space),
-      act=act, update=update, greedy=greedy,
-      identity={"model": config.model.to_dict()})
+    init=init,
+    draw_noise=lambda key, shape: dist.noise(key, shape, action_space),
+    act=act,
+    update=update,
+    greedy=greedy,
+    identity={"model": config.model.to_dict()},
+  )
 
 
 def build_experiment(config, mesh):

@@ -8,14 +8,14 @@ import importlib
 from dljax.errors import unknown_name
 
 TASKS = {
-    "basics": "dljax.tasks.basics",
-    "basics_compare": "dljax.tasks.basics_compare",
-    "classification": "dljax.tasks.classification",
-    "language_model": "dljax.tasks.language_model",
-    "ppo": "dljax.rl.ppo",
-    "dqn": "dljax.rl.dqn",
-    "gan": "dljax.tasks.gan",
-    "vae": "dljax.tasks.vae",
+  "basics": "dljax.tasks.basics",
+  "basics_compare": "dljax.tasks.basics_compare",
+  "classification": "dljax.tasks.classification",
+  "language_model": "dljax.tasks.language_model",
+  "ppo": "dljax.rl.ppo",
+  "dqn": "dljax.rl.dqn",
+  "gan": "dljax.tasks.gan",
+  "vae": "dljax.tasks.vae",
 }
 
 
@@ -33,7 +33,9 @@ def build_experiment(config, mesh):
 def train(config, workdir: str, start_time: float | None = None) -> dict:
   """Builds the experiment `config` describes on a data mesh and runs it; returns the summary."""
   import jax
+
   from dljax import loop, parallel
+
   mesh = parallel.make_data_mesh(config.num_devices)
   with jax.set_mesh(mesh):
     return loop.run(build_experiment(config, mesh), config, workdir, start_time)

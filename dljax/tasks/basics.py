@@ -57,12 +57,14 @@ def basics_config() -> ml_collections.ConfigDict:
   c.grad_check_eps = 1e-5  # finite-difference step (float64)
   c.cpu_devices = 1  # tiny models: splitting the CPU into devices only adds overhead
   c.log_every_steps = 25
-  c.model = ml_collections.ConfigDict({
+  c.model = ml_collections.ConfigDict(
+    {
       "name": "mlp",
       "hidden": (),  # no hidden layer: the linear model x @ W + b
       "activation": "relu",  # of the hidden layers (dljax.models.mlp.ACTIVATIONS)
       "kernel_init": "lecun_normal",  # dljax.models.mlp.KERNEL_INITS
-  })
+    }
+  )
   c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 0.1
   c.optimizer.momentum = 0.0
@@ -117,6 +119,7 @@ def reference_fit(problem: str, data) -> tuple[str, np.ndarray]:
     design = np.concatenate([x, np.ones((len(x), 1), np.float32)], axis=1)
     return "least_squares", np.linalg.lstsq(design, y, rcond=None)[0][:-1]
   from sklearn.linear_model import LogisticRegression
+
   fit = LogisticRegression(C=np.inf, tol=1e-8, max_iter=10_000).fit(x, y)
   return "max_likelihood", fit.coef_[0]
 
@@ -127,13 +130,23 @@ def _relative_error(kernel, true_kernel) -> float:
 
 def build_experiment(config, mesh) -> Experiment:
   if config.update_rule not in UPDATE_RULES:
-    raise DljaxError(f"update_rule={config.update_rule!r} is not one of {', '.join(UPDATE_RULES)}; "
-                     f"set --config.update_rule=optax or --config.update_rule=jax_grad")
+    raise DljaxError(
+      f"update_rule={config.update_rule!r} is not one of {', '.join(UPDATE_RULES)}; "
+      f"set --config.update_rule=optax or --config.update_rule=jax_grad"
+    )
   if config.num_steps < 1:
-    raise DljaxError(f"num_steps={config.num_steps}: the basics configs count steps; set "
-                     f"--config.num_steps to a positive number")
-  data = load_toy_data(config.problem, config.num_train, config.num_test, config.num_features,
-                       config.noise, config.data_seed)
+    raise DljaxError(
+      f"num_steps={config.num_steps}: the basics configs count steps; set "
+      f"--config.num_steps to a positive number"
+    )
+  data = load_toy_data(
+    config.problem,
+    config.num_train,
+    config.num_test,
+    config.num_features,
+    config.noise,
+    config.data_seed,
+  )
   loss_fn = LOSSES[config.problem]
   num_outputs = 2 if config.problem == "moons" else 1
   model = build_model(config.model.name, num_classes=num_outputs, **model_kwargs(config))
@@ -153,12 +166,14 @@ def build_experiment(config, mesh) -> Experiment:
   linear_fit = data.true_kernel is not None and not config.model.hidden
   if linear_fit:
     reference_name, reference_kernel = reference_fit(config.problem, data)
-    reference_metrics = {f"{reference_name}_weight_error":
-                         _relative_error(reference_kernel, data.true_kernel)}
+    reference_metrics = {
+      f"{reference_name}_weight_error": _relative_error(reference_kernel, data.true_kernel)
+    }
     if config.problem == "logistic":  # the accuracy ceiling: the generating weights' own
       true_logit = data.test["x"] @ data.true_kernel + data.true_bias
       reference_metrics["true_weights_test_accuracy"] = float(
-          np.mean((true_logit > 0) == (data.test["y"] > 0.5)))
+        np.mean((true_logit > 0) == (data.test["y"] > 0.5))
+      )
   grad_check_batch = jax.tree.map(lambda a: a[:GRAD_CHECK_EXAMPLES], data.train)
 
   def grad_check_loss(state, params):
@@ -174,22 +189,33 @@ def build_experiment(config, mesh) -> Experiment:
       metrics.update(reference_metrics)
     if config.grad_check:
       metrics["grad_max_rel_error"] = max_relative_error(
-          Partial(grad_check_loss, state), state.params, config.grad_check_eps)
+        Partial(grad_check_loss, state), state.params, config.grad_check_eps
+      )
     return metrics
 
   def draw_boundary(state, step, workdir):
     os.makedirs(os.path.join(workdir, "boundary"), exist_ok=True)
-    plot_decision_boundary(os.path.join(workdir, "boundary", f"step_{step:06d}.png"),
-                           functools.partial(class_one_probability, state), data.test, step)
+    plot_decision_boundary(
+      os.path.join(workdir, "boundary", f"step_{step:06d}.png"),
+      functools.partial(class_one_probability, state),
+      data.test,
+      step,
+    )
 
   return Experiment(
-      init_state=init_state,
-      train_step=make_train_step(loss_fn, train_data.batch, steps_per_call=config.steps_per_call),
-      steps_per_call=config.steps_per_call,
-      feed=train_data.feed,
-      evaluate=evaluate,
-      num_steps=config.num_steps,
-      identity={"task": "basics", "problem": config.problem, "data_seed": config.data_seed,
-                "update_rule": config.update_rule, "model": config.model.to_dict()},
-      mesh=mesh,
-      after_eval=draw_boundary if config.problem == "moons" else None)
+    init_state=init_state,
+    train_step=make_train_step(loss_fn, train_data.batch, steps_per_call=config.steps_per_call),
+    steps_per_call=config.steps_per_call,
+    feed=train_data.feed,
+    evaluate=evaluate,
+    num_steps=config.num_steps,
+    identity={
+      "task": "basics",
+      "problem": config.problem,
+      "data_seed": config.data_seed,
+      "update_rule": config.update_rule,
+      "model": config.model.to_dict(),
+    },
+    mesh=mesh,
+    after_eval=draw_boundary if config.problem == "moons" else None,
+  )

@@ -27,8 +27,9 @@ class ToyData:
     return self.train["x" if "x" in self.train else "image"]
 
 
-def _regression(kind: str, num_train: int, num_test: int, num_features: int, noise: float,
-                seed: int) -> ToyData:
+def _regression(
+  kind: str, num_train: int, num_test: int, num_features: int, noise: float, seed: int
+) -> ToyData:
   """x ~ N(0, I); y = x.w + b + noise * N(0, 1) (linear) or ~ Bernoulli(sigmoid(x.w + b))."""
   rng = np.random.default_rng(seed)
   kernel, bias = rng.normal(size=num_features), float(rng.normal())
@@ -39,20 +40,28 @@ def _regression(kind: str, num_train: int, num_test: int, num_features: int, noi
   else:
     y = (rng.uniform(size=z.shape) < 1 / (1 + np.exp(-z))).astype(np.float64)
   x, y = x.astype(np.float32), y.astype(np.float32)
-  return ToyData({"x": x[:num_train], "y": y[:num_train]}, {"x": x[num_train:], "y": y[num_train:]},
-                 kernel.astype(np.float32), bias)
+  return ToyData(
+    {"x": x[:num_train], "y": y[:num_train]},
+    {"x": x[num_train:], "y": y[num_train:]},
+    kernel.astype(np.float32),
+    bias,
+  )
 
 
 def _moons(num_train: int, num_test: int, noise: float, seed: int) -> ToyData:
   from sklearn.datasets import make_moons
+
   points, labels = make_moons(num_train + num_test, noise=noise, random_state=seed)
   points, labels = points.astype(np.float32), labels.astype(np.int32)
-  return ToyData({"image": points[:num_train], "label": labels[:num_train]},
-                 {"image": points[num_train:], "label": labels[num_train:]})
+  return ToyData(
+    {"image": points[:num_train], "label": labels[:num_train]},
+    {"image": points[num_train:], "label": labels[num_train:]},
+  )
 
 
-def load_toy_data(problem: str, num_train: int, num_test: int, num_features: int, noise: float,
-                  seed: int) -> ToyData:
+def load_toy_data(
+  problem: str, num_train: int, num_test: int, num_features: int, noise: float, seed: int
+) -> ToyData:
   if problem not in PROBLEMS:
     raise unknown_name("basics problem", problem, PROBLEMS)
   if problem == "moons":

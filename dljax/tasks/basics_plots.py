@@ -10,8 +10,10 @@ GRID_SIZE = 150  # points per side of the grid the decision boundary is evaluate
 
 def _pyplot():
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   return plt
 
 
@@ -46,15 +48,31 @@ def plot_comparison(workdir: str, names: list[str]):
   fig, (loss_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(9, 3.6))
   for i, name in enumerate(names):
     style = {"color": plt.cm.tab10(i % 10), "linestyle": "-" if i < 10 else "--"}
-    train = np.array([(r["step"], r[f"{name}_loss"]) for r in records
-                      if r["split"] == "train" and f"{name}_loss" in r])
-    evals = np.array([(r["step"], r[f"{name}_test_accuracy"]) for r in records
-                      if r["split"] == "eval" and f"{name}_test_accuracy" in r])
+    train = np.array(
+      [
+        (r["step"], r[f"{name}_loss"])
+        for r in records
+        if r["split"] == "train" and f"{name}_loss" in r
+      ]
+    )
+    evals = np.array(
+      [
+        (r["step"], r[f"{name}_test_accuracy"])
+        for r in records
+        if r["split"] == "eval" and f"{name}_test_accuracy" in r
+      ]
+    )
     if len(train):
       loss_ax.plot(train[:, 0], train[:, 1], label=name, **style)
     if len(evals):
-      accuracy_ax.plot(evals[:, 0], 100 * evals[:, 1], marker="o", markersize=3,
-                       label=f"{name} ({100 * evals[-1, 1]:.1f} %)", **style)
+      accuracy_ax.plot(
+        evals[:, 0],
+        100 * evals[:, 1],
+        marker="o",
+        markersize=3,
+        label=f"{name} ({100 * evals[-1, 1]:.1f} %)",
+        **style,
+      )
   loss_ax.set(title="training loss", xlabel="step", yscale="log")
   accuracy_ax.set(title="test accuracy (%)", xlabel="step")
   accuracy_ax.legend(fontsize=7, loc="lower right")

@@ -27,8 +27,9 @@ def classification_loss(params, state, batch, rng, train):
   variables = state.variables(params)
   rngs = {"dropout": rng} if rng is not None else None
   if train and state.mutable:
-    logits, mutable = state.apply_fn(variables, batch["image"], train=True, rngs=rngs,
-                                     mutable=list(state.mutable))
+    logits, mutable = state.apply_fn(
+      variables, batch["image"], train=True, rngs=rngs, mutable=list(state.mutable)
+    )
   else:
     logits, mutable = state.apply_fn(variables, batch["image"], train=train, rngs=rngs), None
   logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))  # bf16 up, f64 kept
@@ -40,12 +41,19 @@ def classification_loss(params, state, batch, rng, train):
 def build_experiment(config, mesh) -> Experiment:
   data = load_image_dataset(config.dataset, config.data_dir or None, config.tfds_download)
   if data.train_labels is None:
-    raise DljaxError(f"dataset {config.dataset!r} has no labels to classify; use a labelled one "
-                     f"(--config.dataset=mnist5k, mnist, fashion_mnist, cifar10)")
-  model = build_model(config.model.name, num_classes=data.num_classes, **model_kwargs(config),
-                      **dtype_kwargs(config.model.name, config.dtype))
-  train_data = DeviceDataset({"image": data.train_images, "label": data.train_labels},
-                             config.batch_size, config.seed, mesh)
+    raise DljaxError(
+      f"dataset {config.dataset!r} has no labels to classify; use a labelled one "
+      f"(--config.dataset=mnist5k, mnist, fashion_mnist, cifar10)"
+    )
+  model = build_model(
+    config.model.name,
+    num_classes=data.num_classes,
+    **model_kwargs(config),
+    **dtype_kwargs(config.model.name, config.dtype),
+  )
+  train_data = DeviceDataset(
+    {"image": data.train_images, "label": data.train_labels}, config.batch_size, config.seed, mesh
+  )
   num_steps = config.num_steps or config.num_epochs * train_data.steps_per_epoch
   tx = make_optimizer(config.optimizer, num_steps)
   example = jnp.zeros((1, *data.image_shape), jnp.float32)
@@ -62,20 +70,21 @@ def build_experiment(config, mesh) -> Experiment:
 
   eval_step = make_eval_step(classification_loss)
   eval_rng = jax.random.PRNGKey(config.seed + 1)
-  test_batches = eval_batches({"image": data.test_images, "label": data.test_labels},
-                              config.eval_batch_size, mesh)
+  test_batches = eval_batches(
+    {"image": data.test_images, "label": data.test_labels}, config.eval_batch_size, mesh
+  )
 
   def evaluate(state):
     metrics = evaluate_batches(eval_step, state, test_batches, eval_rng)
     return {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}
 
   return Experiment(
-      init_state=init_state,
-      train_step=make_train_step(classification_loss, batch_fn,
-                                 steps_per_call=config.steps_per_call),
-      steps_per_call=config.steps_per_call,
-      feed=train_data.feed,
-      evaluate=evaluate,
-      num_steps=num_steps,
-      identity={"task": "classification", "dataset": config.dataset, "model": config.model.to_dict()},
-      mesh=mesh)
+    init_state=init_state,
+    train_step=make_train_step(classification_loss, batch_fn, steps_per_call=config.steps_per_call),
+    steps_per_call=config.steps_per_call,
+    feed=train_data.feed,
+    evaluate=evaluate,
+    num_steps=num_steps,
+    identity={"task": "classification", "dataset": config.dataset, "model": config.model.to_dict()},
+    mesh=mesh,
+  )

@@ -143,8 +143,11 @@ def build_experiment(config, mesh) -> Experiment:
       latent_dim=config.gen.model.latent_dim,
     )
 
-  fid_scorer, fid_floor = (make_sample_scorer(config.fid_classifier_workdir, data)
-                           if config.fid_classifier_workdir else (None, None))
+  fid_scorer, fid_floor = (
+    make_sample_scorer(config.fid_classifier_workdir, data)
+    if config.fid_classifier_workdir
+    else (None, None)
+  )
   noise_key = jax.random.PRNGKey(config.seed + 1)  # the same samples at every evaluation
   grid_z = jax.random.normal(noise_key, (config.num_grid_samples, config.gen.model.latent_dim))
   eval_z = jax.random.normal(
@@ -182,6 +185,7 @@ def build_experiment(config, mesh) -> Experiment:
     meta={"sampler": "gan", "model": gen_spec},
     after_eval=after_eval,
     final_extras=(lambda state, seconds: {"fid_mnist_cnn_real_vs_real": fid_floor})
-    if fid_scorer is not None else None,
+    if fid_scorer is not None
+    else None,
     mesh=mesh,
   )

@@ -14,8 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from dljax import parallel
-from dljax.data.text import (CharVocab, all_windows, fixed_windows, load_text_dataset,
-                             next_token_loss, sample_windows)
+from dljax.data.text import (
+  CharVocab,
+  all_windows,
+  fixed_windows,
+  load_text_dataset,
+  next_token_loss,
+  sample_windows,
+)
 from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.generation import generate
@@ -43,39 +49,62 @@ def model_spec(config, vocab_size: int) -> dict:
   return spec
 
 
-def sample_text(model, params, vocab: CharVocab, prompt: str, num_tokens: int, seed: int,
-                temperature: float, top_k: int, top_p: float) -> str:
+def sample_text(
+  model,
+  params,
+  vocab: CharVocab,
+  prompt: str,
+  num_tokens: int,
+  seed: int,
+  temperature: float,
+  top_k: int,
+  top_p: float,
+) -> str:
   """`prompt` continued by `num_tokens` sampled characters (top_k/top_p 0: off)."""
   try:
     prompt_tokens = vocab.encode(prompt)
   except ValueError as e:
-    raise DljaxError(f"the prompt cannot be encoded: {e}; use only characters of the training "
-                     f"text") from None
+    raise DljaxError(
+      f"the prompt cannot be encoded: {e}; use only characters of the training text"
+    ) from None
   if not len(prompt_tokens):
     raise DljaxError("the prompt is empty; give at least one character (e.g. --prompt='\\n')")
-  tokens = generate(model, {"params": params}, prompt_tokens, num_tokens,
-                    jax.random.PRNGKey(seed), temperature, top_k or None, top_p or None)
+  tokens = generate(
+    model,
+    {"params": params},
+    prompt_tokens,
+    num_tokens,
+    jax.random.PRNGKey(seed),
+    temperature,
+    top_k or None,
+    top_p or None,
+  )
   return prompt + vocab.decode(tokens)
 
 
 def build_experiment(config, mesh) -> Experiment:
-  data = load_text_dataset(config.dataset, data_dir=config.data_dir or None,
-                           download=config.tfds_download)
+  data = load_text_dataset(
+    config.dataset, data_dir=config.data_dir or None, download=config.tfds_download
+  )
   for split, tokens in (("training", data.train), ("validation", data.val)):
     if config.block_size >= len(tokens):
-      raise DljaxError(f"block_size={config.block_size} needs more than {len(tokens)} {split} "
-                       f"characters; lower --config.block_size or use a longer text")
+      raise DljaxError(
+        f"block_size={config.block_size} needs more than {len(tokens)} {split} "
+        f"characters; lower --config.block_size or use a longer text"
+      )
   parallel.check_batch_divisible(config.batch_size, mesh)
   spec = model_spec(config, data.vocab.size)
   model = build_from_spec(spec)
   tx = make_optimizer(config.optimizer, config.num_steps)
 
   def init_state():
-    return init_model_state(model, tx, jax.random.PRNGKey(config.seed),
-                            jnp.zeros((1, config.block_size), jnp.int32))
+    return init_model_state(
+      model, tx, jax.random.PRNGKey(config.seed), jnp.zeros((1, config.block_size), jnp.int32)
+    )
 
-  feed = parallel.replicate({"tokens": data.train,
-                             "key": jax.random.PRNGKey(config.seed + 1)}, mesh)
+  feed = parallel.replicate(
+    {"tokens": data.train, "key": jax.random.PRNGKey(config.seed + 1)}, mesh
+  )
 
   def batch_fn(feed, step):
     key = jax.random.fold_in(feed["key"], step)
@@ -85,8 +114,9 @@ def build_experiment(config, mesh) -> Experiment:
   if config.eval_full_val:
     inputs, targets = all_windows(data.val, config.block_size)
   else:
-    inputs, targets = map(np.asarray, fixed_windows(data.val, config.eval_windows,
-                                                    config.block_size, seed=config.seed))
+    inputs, targets = map(
+      np.asarray, fixed_windows(data.val, config.eval_windows, config.block_size, seed=config.seed)
+    )
   val_batches = eval_batches({"inputs": inputs, "targets": targets}, config.eval_batch_size, mesh)
   eval_step = make_eval_step(lm_loss)
   eval_rng = jax.random.PRNGKey(config.seed + 2)
@@ -97,20 +127,30 @@ def build_experiment(config, mesh) -> Experiment:
   def write_sample(state, step, workdir):
     if not config.sample_tokens:
       return
-    text = sample_text(model, state.params, data.vocab, config.sample_prompt, config.sample_tokens,
-                       config.seed, config.sample_temperature, config.sample_top_k, 0.0)
+    text = sample_text(
+      model,
+      state.params,
+      data.vocab,
+      config.sample_prompt,
+      config.sample_tokens,
+      config.seed,
+      config.sample_temperature,
+      config.sample_top_k,
+      0.0,
+    )
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
     with open(os.path.join(workdir, "samples", f"step_{step:06d}.txt"), "w") as f:
       f.write(text)
 
   return Experiment(
-      init_state=init_state,
-      train_step=make_train_step(lm_loss, batch_fn, steps_per_call=config.steps_per_call),
-      feed=lambda step: feed,
-      evaluate=evaluate,
-      num_steps=config.num_steps,
-      identity={"task": "language_model", "model": spec},
-      mesh=mesh,
-      meta={"vocab": data.vocab.to_json(), "model": spec},
-      steps_per_call=config.steps_per_call,
-      after_eval=write_sample)
+    init_state=init_state,
+    train_step=make_train_step(lm_loss, batch_fn, steps_per_call=config.steps_per_call),
+    feed=lambda step: feed,
+    evaluate=evaluate,
+    num_steps=config.num_steps,
+    identity={"task": "language_model", "model": spec},
+    mesh=mesh,
+    meta={"vocab": data.vocab.to_json(), "model": spec},
+    steps_per_call=config.steps_per_call,
+    after_eval=write_sample,
+  )

@@ -93,8 +93,10 @@ def make_iw_loss(num_samples: int):
 
   def iw_loss(params, state, batch, rng, train):
     del train
-    return -jnp.mean(iw_log_likelihood(state.apply_fn, params, batch["image"], rng,
-                                       num_samples)), ({}, None)
+    return -jnp.mean(iw_log_likelihood(state.apply_fn, params, batch["image"], rng, num_samples)), (
+      {},
+      None,
+    )
 
   return iw_loss
 
@@ -115,17 +117,20 @@ def sample_images(state_tree: dict, meta: dict, rng, num: int) -> np.ndarray:
 def _check_image_shape(image_shape, dataset: str):
   if len(image_shape) != 3 or image_shape[-1] != 1:
     raise DljaxError(
-        f"the VAE models binarized grayscale images of shape [H, W, 1]; dataset {dataset!r} has "
-        f"images of shape {list(image_shape)}; use --config.dataset=mnist5k, mnist, "
-        f"fashion_mnist or binarized_mnist")
+      f"the VAE models binarized grayscale images of shape [H, W, 1]; dataset {dataset!r} has "
+      f"images of shape {list(image_shape)}; use --config.dataset=mnist5k, mnist, "
+      f"fashion_mnist or binarized_mnist"
+    )
 
 
 def build_experiment(config, mesh) -> Experiment:
   data = load_image_dataset(config.dataset, config.data_dir or None, config.tfds_download)
   _check_image_shape(data.image_shape, config.dataset)
   if config.iw_samples < 1:
-    raise DljaxError(f"iw_samples={config.iw_samples}: the importance-weighted bound needs at "
-                     f"least 1 sample; set --config.iw_samples (1000 is the usual figure)")
+    raise DljaxError(
+      f"iw_samples={config.iw_samples}: the importance-weighted bound needs at "
+      f"least 1 sample; set --config.iw_samples (1000 is the usual figure)"
+    )
   spec = model_spec(config, data.image_shape)
   model = build_from_spec(spec)
   train_data = DeviceDataset({"image": data.train_images}, config.batch_size, config.seed, mesh)
@@ -134,21 +139,28 @@ def build_experiment(config, mesh) -> Experiment:
   example = jnp.zeros((1, *data.image_shape), jnp.float32)
 
   def init_state():
-    return init_model_state(model, tx, jax.random.PRNGKey(config.seed), example,
-                            jax.random.PRNGKey(0))
+    return init_model_state(
+      model, tx, jax.random.PRNGKey(config.seed), example, jax.random.PRNGKey(0)
+    )
 
   # One fixed binarization of the test set (its own seed, the same in every run).
-  test_images = (np.random.default_rng(config.test_binarization_seed)
-                 .random(data.test_images.shape) < data.test_images).astype(np.float32)
+  test_images = (
+    np.random.default_rng(config.test_binarization_seed).random(data.test_images.shape)
+    < data.test_images
+  ).astype(np.float32)
   elbo_batches = eval_batches({"image": test_images}, config.eval_batch_size, mesh)
   iw_batches = eval_batches({"image": test_images}, config.iw_batch_size, mesh)
   eval_step = make_eval_step(vae_loss)
   iw_step = make_eval_step(make_iw_loss(config.iw_samples))
   eval_rng = jax.random.PRNGKey(config.seed + 1)
-  fid_scorer, fid_floor = (make_sample_scorer(config.fid_classifier_workdir, data)
-                           if config.fid_classifier_workdir else (None, None))
-  fid_z = jax.random.normal(jax.random.PRNGKey(config.seed + 3),
-                            (len(test_images), model.latent_dim))
+  fid_scorer, fid_floor = (
+    make_sample_scorer(config.fid_classifier_workdir, data)
+    if config.fid_classifier_workdir
+    else (None, None)
+  )
+  fid_z = jax.random.normal(
+    jax.random.PRNGKey(config.seed + 3), (len(test_images), model.latent_dim)
+  )
 
   def evaluate(state):
     metrics = evaluate_batches(eval_step, state, elbo_batches, eval_rng)
@@ -160,19 +172,28 @@ def build_experiment(config, mesh) -> Experiment:
     return result
 
   def after_eval(state, step, workdir):
-    write_figures(model, state.params, test_images, data.test_labels, workdir, step,
-                  jax.random.PRNGKey(config.seed + 2))
+    write_figures(
+      model,
+      state.params,
+      test_images,
+      data.test_labels,
+      workdir,
+      step,
+      jax.random.PRNGKey(config.seed + 2),
+    )
 
   return Experiment(
-      init_state=init_state,
-      train_step=make_train_step(vae_loss, train_data.batch, steps_per_call=config.steps_per_call),
-      steps_per_call=config.steps_per_call,
-      feed=train_data.feed,
-      evaluate=evaluate,
-      num_steps=num_steps,
-      identity={"task": "vae", "dataset": config.dataset, "model": spec},
-      meta={"sampler": "vae", "model": spec},
-      after_eval=after_eval,
-      final_extras=(lambda state, seconds: {"fid_mnist_cnn_real_vs_real": fid_floor})
-      if fid_scorer is not None else None,
-      mesh=mesh)
+    init_state=init_state,
+    train_step=make_train_step(vae_loss, train_data.batch, steps_per_call=config.steps_per_call),
+    steps_per_call=config.steps_per_call,
+    feed=train_data.feed,
+    evaluate=evaluate,
+    num_steps=num_steps,
+    identity={"task": "vae", "dataset": config.dataset, "model": spec},
+    meta={"sampler": "vae", "model": spec},
+    after_eval=after_eval,
+    final_extras=(lambda state, seconds: {"fid_mnist_cnn_real_vs_real": fid_floor})
+    if fid_scorer is not None
+    else None,
+    mesh=mesh,
+  )

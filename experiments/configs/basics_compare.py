@@ -14,9 +14,14 @@ import ml_collections
 from dljax.config import base_config, make_smoke
 
 
-def variant(optimizer: str, learning_rate: float, activation: str = "relu",
-            kernel_init: str = "he_normal", momentum: float = 0.0,
-            weight_decay: float = 0.0) -> ml_collections.ConfigDict:
+def variant(
+  optimizer: str,
+  learning_rate: float,
+  activation: str = "relu",
+  kernel_init: str = "he_normal",
+  momentum: float = 0.0,
+  weight_decay: float = 0.0,
+) -> ml_collections.ConfigDict:
   """One network of the comparison.
 
   optimizer: sgd | adam | adamw (dljax.optim); learning_rate: constant (config.optimizer.schedule);
@@ -24,9 +29,16 @@ def variant(optimizer: str, learning_rate: float, activation: str = "relu",
   glorot_uniform | unit_normal (dljax.models.mlp); momentum: sgd's (0: plain SGD);
   weight_decay: decoupled, on matrices only (adamw, sgd).
   """
-  return ml_collections.ConfigDict({
-      "optimizer": optimizer, "learning_rate": learning_rate, "activation": activation,
-      "kernel_init": kernel_init, "momentum": momentum, "weight_decay": weight_decay})
+  return ml_collections.ConfigDict(
+    {
+      "optimizer": optimizer,
+      "learning_rate": learning_rate,
+      "activation": activation,
+      "kernel_init": kernel_init,
+      "momentum": momentum,
+      "weight_decay": weight_decay,
+    }
+  )
 
 
 def get_config(variant_name: str = ""):
@@ -41,7 +53,8 @@ def get_config(variant_name: str = ""):
   c.log_every_steps = 10  # points of the training-loss curves
   c.checkpoint_every_steps = 155  # every 5 epochs
   c.optimizer.schedule = "constant"  # shared by all variants: compare the update rules alone
-  c.variants = ml_collections.ConfigDict({  # name -> variant(...); names label the metrics
+  c.variants = ml_collections.ConfigDict(
+    {  # name -> variant(...); names label the metrics
       "sgd": variant("sgd", 0.05),
       "momentum": variant("sgd", 0.05, momentum=0.9),
       "adam": variant("adam", 1e-3),
@@ -50,13 +63,18 @@ def get_config(variant_name: str = ""):
       "adam_sigmoid": variant("adam", 1e-3, "sigmoid", "glorot_uniform"),
       "adam_gelu": variant("adam", 1e-3, "gelu"),
       "adam_unit_normal": variant("adam", 1e-3, kernel_init="unit_normal"),
-  })
+    }
+  )
   if variant_name == "smoke":
     c.dataset = "digits"  # scikit-learn's 8x8 digits: loads in no time
     c.hidden = (16,)
     c.batch_size = 32
-    c.variants = ml_collections.ConfigDict({"sgd": c.variants.sgd,  # two differing variants
-                                            "adam_tanh": c.variants.adam_tanh})
+    c.variants = ml_collections.ConfigDict(
+      {
+        "sgd": c.variants.sgd,  # two differing variants
+        "adam_tanh": c.variants.adam_tanh,
+      }
+    )
     make_smoke(c)
     c.eval_every_steps = 10  # two evaluations, two redraws of comparison.png
   elif variant_name:

@@ -30,6 +30,7 @@ def get_config(variant: str = ""):
     make_smoke(c, num_steps=60)
     c.eval_every_steps = 30  # two evaluations
   elif variant not in ("", "jax_grad"):
-    raise ValueError(f"unknown variant {variant!r} of basics_linear; known: jax_grad, smoke, "
-                     f"jax_grad_smoke")
+    raise ValueError(
+      f"unknown variant {variant!r} of basics_linear; known: jax_grad, smoke, jax_grad_smoke"
+    )
   return c

@@ -37,10 +37,21 @@ def get_config(variant: str = ""):
   # about 1 seed in 48 collapses late, after reaching 500. Minibatches of 128 (72 seeds: mean
   # 488.6, 1.4x the time), 64 gradient steps, tau 0.002, 2e5 steps (72 seeds: 484.3) and gamma
   # 0.995 (Q diverged) were no better.
-  c.dqn = ml_collections.ConfigDict({
-      "gamma": 0.99, "n_step": 5, "buffer_size": 100_000, "batch_size": 64, "gradient_steps": 128,
-      "learning_starts": 1_000, "target_update_every": 1, "target_tau": 0.005, "epsilon_start": 1.0,
-      "epsilon_end": 0.04, "epsilon_fraction": 0.1})
+  c.dqn = ml_collections.ConfigDict(
+    {
+      "gamma": 0.99,
+      "n_step": 5,
+      "buffer_size": 100_000,
+      "batch_size": 64,
+      "gradient_steps": 128,
+      "learning_starts": 1_000,
+      "target_update_every": 1,
+      "target_tau": 0.005,
+      "epsilon_start": 1.0,
+      "epsilon_end": 0.04,
+      "epsilon_fraction": 0.1,
+    }
+  )
   c.optimizer.learning_rate = 7e-4
   c.optimizer.grad_clip_norm = 10.0
   if variant == "smoke":
