@@ -36,97 +36,159 @@ class Mutation:
 
 
 MUTATIONS = [
-    Mutation(
-        "gpt-explicit-cache-not-causal", "dljax/models/gpt.py",
-        "      scores = jnp.where(mask, scores,",
-        "      if layer_cache is not None:  # only hide the unwritten cache slots\n"
-        "        mask = (key_positions < cache_length + length)[None, None, None]\n"
-        "      scores = jnp.where(mask, scores,",
-        ("tests/test_sequence_models.py::test_gpt_kv_cache_logits_match_full_forward",
-         "tests/test_sequence_models.py::test_gpt_greedy_generation_with_cache_matches_full_forward")),
-    Mutation(
-        "gpt-fused-not-causal", "dljax/models/gpt.py",
-        "is_causal=mask is None)", "is_causal=False)",
-        ("tests/test_sequence_models.py::test_gpt_is_causal",)),
-    Mutation(
-        "top-k-keeps-one", "dljax/generation.py",
-        "jax.lax.top_k(logits, top_k)[0][:, -1:]", "jax.lax.top_k(logits, top_k)[0][:, :1]",
-        ("tests/test_sequence_models.py::test_top_k_and_nucleus_sample_exactly_their_support",)),
-    Mutation(
-        "top-p-keeps-one", "dljax/generation.py",
-        "jnp.where(mass_before < top_p,", "jnp.where(mass_before <= 0.0,",
-        ("tests/test_sequence_models.py::test_top_k_and_nucleus_sample_exactly_their_support",)),
-    Mutation(
-        "temperature-ignored", "dljax/generation.py",
-        "logits = logits.astype(jnp.float32) / temperature",
-        "logits = logits.astype(jnp.float32)",
-        ("tests/test_sequence_models.py::test_temperature_scales_the_sampling_distribution",)),
-    Mutation(
-        "temperature-nan-accepted", "dljax/generation.py",
-        "if not (math.isfinite(temperature) and temperature >= 0):", "if temperature < 0:",
-        ("tests/test_sequence_models.py::test_generate_rejects_bad_arguments",)),
-    Mutation(
-        "generate-cli-temperature-nan-accepted", "experiments/generate.py",
-        "if not (math.isfinite(_TEMPERATURE.value) and _TEMPERATURE.value >= 0):",
-        "if _TEMPERATURE.value < 0:",
-        ("tests/test_train_language_model.py::test_generate_bad_input",)),
-    Mutation(
-        "generate-cli-missing-step-unchecked", "experiments/generate.py",
-        "  if step not in steps:", "  if False:",
-        ("tests/test_train_language_model.py::test_generate_bad_input",)),
-    Mutation(
-        "lm-smoke-learning-rate-0", "dljax/config.py",
-        "  c.sample_tokens = 40\n", "  c.sample_tokens = 40\n  c.optimizer.learning_rate = 0.0\n",
-        ("tests/test_train_language_model.py::test_gpt_smoke_learns_logs_and_samples",
-         "tests/test_train_language_model.py::test_lstm_smoke_learns")),
-    Mutation(
-        "lm-loss-without-gradient", "dljax/tasks/language_model.py",
-        "  return next_token_loss(logits, batch[\"targets\"]), ({}, None)",
-        "  logits = jax.lax.stop_gradient(logits)\n"
-        "  return next_token_loss(logits, batch[\"targets\"]), ({}, None)",
-        ("tests/test_train_language_model.py::test_lstm_smoke_learns",)),
-    Mutation(
-        "split-batch-no-op", "dljax/parallel.py",
-        "  if jax.sharding.get_abstract_mesh().empty:\n    return x\n", "  return x\n",
-        ("tests/test_data.py::test_split_batch_gives_each_device_its_own_rows",
-         "tests/test_data.py::test_device_dataset_batches_arrive_split_over_devices")),
-    Mutation(
-        "mountain-car-reset-shifted", "dljax/rl/envs/mountain_car.py",
-        "jnp.float32, -0.6, -0.4)", "jnp.float32, -0.55, -0.35)",
-        ("tests/test_rl_envs.py::test_reset_distribution_matches_gymnasium",)),
-    Mutation(
-        "acrobot-reset-wider", "dljax/rl/envs/acrobot.py",
-        "jnp.float32, -0.1, 0.1)", "jnp.float32, -0.12, 0.12)",
-        ("tests/test_rl_envs.py::test_reset_distribution_matches_gymnasium",)),
-    Mutation(
-        "tfds-test-split-read-from-train", "dljax/data/images.py",
-        "_read_image_split(name, \"test\",", "_read_image_split(name, \"train\",",
-        ("tests/test_data.py::test_tfds_train_and_test_arrays_come_from_their_own_splits",)),
-    Mutation(
-        "tfds-text-splits-out-of-order", "dljax/data/text.py",
-        "TFDS_SPLITS = (\"train\", \"validation\", \"test\")",
-        "TFDS_SPLITS = (\"train\", \"test\", \"validation\")",
-        ("tests/test_text.py::test_tfds_text_joins_train_validation_and_test_in_order",)),
-    Mutation(
-        "rl-seeds-share-one-key", "dljax/rl/common.py",
-        "jax.random.fold_in(root, seed_index)", "jax.random.fold_in(root, 0)",
-        ("tests/test_rl_agents.py::test_smoke_variant_trains_end_to_end",)),
-    Mutation(
-        "gym-host-envs-follow-the-process", "dljax/rl/common.py",
-        "    chunk = int(runner.updates[0]) // s.chunk_updates\n",
-        "    chunk = train_step.calls = getattr(train_step, \"calls\", -1) + 1\n",
-        ("tests/test_gym_bridge.py",)),
-    Mutation(
-        "gym-rerun-after-finish-crashes", "dljax/rl/common.py",
-        "first = first_chunk[0] if first_chunk else s.num_chunks", "first = first_chunk[0]",
-        ("tests/test_gym_bridge.py",)),
+  Mutation(
+    "gpt-explicit-cache-not-causal",
+    "dljax/models/gpt.py",
+    "      scores = jnp.where(mask, scores.astype(",
+    "      if layer_cache is not None:  # only hide the unwritten cache slots\n"
+    "        mask = (key_positions < cache_length + length)[None, None, None]\n"
+    "      scores = jnp.where(mask, scores.astype(",
+    (
+      "tests/test_sequence_models.py::test_gpt_kv_cache_logits_match_full_forward",
+      "tests/test_sequence_models.py::test_gpt_greedy_generation_with_cache_matches_full_forward",
+    ),
+  ),
+  Mutation(
+    "gpt-fused-not-causal",
+    "dljax/models/gpt.py",
+    "is_causal=mask is None)",
+    "is_causal=False)",
+    ("tests/test_sequence_models.py::test_gpt_is_causal",),
+  ),
+  Mutation(
+    "top-k-keeps-one",
+    "dljax/generation.py",
+    "jax.lax.top_k(logits, top_k)[0][:, -1:]",
+    "jax.lax.top_k(logits, top_k)[0][:, :1]",
+    ("tests/test_sequence_models.py::test_top_k_and_nucleus_sample_exactly_their_support",),
+  ),
+  Mutation(
+    "top-p-keeps-one",
+    "dljax/generation.py",
+    "jnp.where(mass_before < top_p,",
+    "jnp.where(mass_before <= 0.0,",
+    ("tests/test_sequence_models.py::test_top_k_and_nucleus_sample_exactly_their_support",),
+  ),
+  Mutation(
+    "temperature-ignored",
+    "dljax/generation.py",
+    "logits = logits.astype(jnp.float32) / temperature",
+    "logits = logits.astype(jnp.float32)",
+    ("tests/test_sequence_models.py::test_temperature_scales_the_sampling_distribution",),
+  ),
+  Mutation(
+    "temperature-nan-accepted",
+    "dljax/generation.py",
+    "if not (math.isfinite(temperature) and temperature >= 0):",
+    "if temperature < 0:",
+    ("tests/test_sequence_models.py::test_generate_rejects_bad_arguments",),
+  ),
+  Mutation(
+    "generate-cli-temperature-nan-accepted",
+    "experiments/generate.py",
+    "if not (math.isfinite(_TEMPERATURE.value) and _TEMPERATURE.value >= 0):",
+    "if _TEMPERATURE.value < 0:",
+    ("tests/test_train_language_model.py::test_generate_bad_input",),
+  ),
+  Mutation(
+    "generate-cli-missing-step-unchecked",
+    "experiments/generate.py",
+    "  if step not in steps:",
+    "  if False:",
+    ("tests/test_train_language_model.py::test_generate_bad_input",),
+  ),
+  Mutation(
+    "lm-smoke-learning-rate-0",
+    "dljax/config.py",
+    "  c.sample_tokens = 40\n",
+    "  c.sample_tokens = 40\n  c.optimizer.learning_rate = 0.0\n",
+    (
+      "tests/test_train_language_model.py::test_gpt_smoke_learns_logs_and_samples",
+      "tests/test_train_language_model.py::test_lstm_smoke_learns",
+    ),
+  ),
+  Mutation(
+    "lm-loss-without-gradient",
+    "dljax/tasks/language_model.py",
+    '  return next_token_loss(logits, batch["targets"]), ({}, None)',
+    "  logits = jax.lax.stop_gradient(logits)\n"
+    '  return next_token_loss(logits, batch["targets"]), ({}, None)',
+    ("tests/test_train_language_model.py::test_lstm_smoke_learns",),
+  ),
+  Mutation(
+    "split-batch-no-op",
+    "dljax/parallel.py",
+    "  if jax.sharding.get_abstract_mesh().empty:\n    return x\n",
+    "  return x\n",
+    (
+      "tests/test_data.py::test_split_batch_gives_each_device_its_own_rows",
+      "tests/test_data.py::test_device_dataset_batches_arrive_split_over_devices",
+    ),
+  ),
+  Mutation(
+    "mountain-car-reset-shifted",
+    "dljax/rl/envs/mountain_car.py",
+    "jnp.float32, -0.6, -0.4)",
+    "jnp.float32, -0.55, -0.35)",
+    ("tests/test_rl_envs.py::test_reset_distribution_matches_gymnasium",),
+  ),
+  Mutation(
+    "acrobot-reset-wider",
+    "dljax/rl/envs/acrobot.py",
+    "jnp.float32, -0.1, 0.1)",
+    "jnp.float32, -0.12, 0.12)",
+    ("tests/test_rl_envs.py::test_reset_distribution_matches_gymnasium",),
+  ),
+  Mutation(
+    "tfds-test-split-read-from-train",
+    "dljax/data/images.py",
+    '_read_image_split(name, "test",',
+    '_read_image_split(name, "train",',
+    ("tests/test_data.py::test_tfds_train_and_test_arrays_come_from_their_own_splits",),
+  ),
+  Mutation(
+    "tfds-text-splits-out-of-order",
+    "dljax/data/text.py",
+    'TFDS_SPLITS = ("train", "validation", "test")',
+    'TFDS_SPLITS = ("train", "test", "validation")',
+    ("tests/test_text.py::test_tfds_text_joins_train_validation_and_test_in_order",),
+  ),
+  Mutation(
+    "rl-seeds-share-one-key",
+    "dljax/rl/common.py",
+    "jax.random.fold_in(root, i)",
+    "jax.random.fold_in(root, 0)",
+    ("tests/test_rl_agents.py::test_smoke_variant_trains_end_to_end",),
+  ),
+  Mutation(
+    "gym-host-envs-follow-the-process",
+    "dljax/rl/common.py",
+    "    chunk = int(runner.updates[0]) // s.chunk_updates\n",
+    '    chunk = train_step.calls = getattr(train_step, "calls", -1) + 1\n',
+    ("tests/test_gym_bridge.py",),
+  ),
+  Mutation(
+    "gym-rerun-after-finish-crashes",
+    "dljax/rl/common.py",
+    "first = first_chunk[0] if first_chunk else s.num_chunks",
+    "first = first_chunk[0]",
+    ("tests/test_gym_bridge.py",),
+  ),
 ]
 
 
 def copy_repository(destination: str):
   """The tracked and untracked, not ignored, files of the working tree, at `destination`."""
-  listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                          cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+  listed = (
+    subprocess.run(
+      ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+      cwd=REPO,
+      capture_output=True,
+      check=True,
+    )
+    .stdout.decode()
+    .split("\0")
+  )
   for path in filter(None, listed):
     source = os.path.join(REPO, path)
     if os.path.isfile(source):  # a tracked file deleted in the working tree is not copied
@@ -138,9 +200,15 @@ def run_tests(copy: str, tests: tuple[str, ...]) -> tuple[bool, str, float]:
   """Runs `tests` in the copy: (all passed, the first failure's id or pytest's last line, s)."""
   env = {**os.environ, "PYTHONPATH": copy}  # the copy's dljax, not the installed one
   start = time.perf_counter()
-  out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p",
-                        "no:cacheprovider", *tests], cwd=copy, env=env, capture_output=True,
-                       text=True, timeout=900, check=False)
+  out = subprocess.run(
+    [sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider", *tests],
+    cwd=copy,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=900,
+    check=False,
+  )
   failed = re.findall(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", out.stdout, re.MULTILINE)
   lines = out.stdout.strip().splitlines() or [out.stderr.strip()]
   return out.returncode == 0, failed[0] if failed else lines[-1], time.perf_counter() - start
@@ -168,7 +236,9 @@ def main():
     copy_repository(copy)
     tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
     passed, detail, seconds = run_tests(copy, tests)
-    print(f"unmutated copy: {'tests pass' if passed else 'TESTS FAIL: ' + detail} ({seconds:.0f} s)")
+    print(
+      f"unmutated copy: {'tests pass' if passed else 'TESTS FAIL: ' + detail} ({seconds:.0f} s)"
+    )
     if not passed:
       return 1
     survivors = []
@@ -177,8 +247,10 @@ def main():
       with open(path) as f:
         original = f.read()
       if original.count(m.old) != 1:
-        print(f"{m.name:40s} DOES NOT APPLY: the text to replace occurs {original.count(m.old)} "
-              f"times in {m.path}; update the mutation")
+        print(
+          f"{m.name:40s} DOES NOT APPLY: the text to replace occurs {original.count(m.old)} "
+          f"times in {m.path}; update the mutation"
+        )
         survivors.append(m.name)
         continue
       with open(path, "w") as f:
@@ -188,12 +260,16 @@ def main():
       finally:
         with open(path, "w") as f:
           f.write(original)
-      print(f"{m.name:40s} {'SURVIVED' if passed else 'killed':8s} {seconds:5.0f} s  {detail}",
-            flush=True)
+      print(
+        f"{m.name:40s} {'SURVIVED' if passed else 'killed':8s} {seconds:5.0f} s  {detail}",
+        flush=True,
+      )
       if passed:
         survivors.append(m.name)
-    print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutations killed"
-          + (f"; not killed: {', '.join(survivors)}" if survivors else ""))
+    print(
+      f"{len(chosen) - len(survivors)} of {len(chosen)} mutations killed"
+      + (f"; not killed: {', '.join(survivors)}" if survivors else "")
+    )
     return 1 if survivors else 0
 
 
