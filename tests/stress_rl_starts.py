@@ -53,9 +53,15 @@ for i in range(3):
 
 def command(what: str, cpu_devices: int, workdir: str) -> list[str]:
   if what == "train":
-    return [sys.executable, "-m", "experiments.train",
-            "--config=experiments/configs/cartpole_ppo.py:smoke", f"--workdir={workdir}",
-            "--config.quiet=True", f"--config.cpu_devices={cpu_devices}"]
+    return [
+      sys.executable,
+      "-m",
+      "experiments.train",
+      "--config=experiments/configs/cartpole_ppo.py:smoke",
+      f"--workdir={workdir}",
+      "--config.quiet=True",
+      f"--config.cpu_devices={cpu_devices}",
+    ]
   return [sys.executable, "-c", {"init": INIT, "vmap": VMAP}[what], str(cpu_devices)]
 
 
@@ -64,8 +70,14 @@ def run_one(args, index: int) -> tuple[str, float]:
   with tempfile.TemporaryDirectory(prefix="stress_rl_") as workdir:
     t0 = time.perf_counter()
     try:
-      out = subprocess.run(command(args.what, args.cpu_devices, workdir), cwd=REPO,
-                           timeout=args.timeout, capture_output=True, text=True, check=False)
+      out = subprocess.run(
+        command(args.what, args.cpu_devices, workdir),
+        cwd=REPO,
+        timeout=args.timeout,
+        capture_output=True,
+        text=True,
+        check=False,
+      )
     except subprocess.TimeoutExpired:  # subprocess.run has killed it (SIGKILL)
       result = "hang"
     else:
@@ -83,18 +95,21 @@ def main():
   parser.add_argument("--n", type=int, default=100, help="fresh processes")
   parser.add_argument("--cpu_devices", type=int, default=1, help="XLA:CPU devices per process")
   parser.add_argument("--parallel", type=int, default=1, help="processes at a time")
-  parser.add_argument("--timeout", type=float, default=120, help="seconds before a process counts "
-                      "as hung")
+  parser.add_argument(
+    "--timeout", type=float, default=120, help="seconds before a process counts as hung"
+  )
   args = parser.parse_args()
   t0 = time.perf_counter()
   with ThreadPoolExecutor(args.parallel) as pool:
     results = list(pool.map(lambda i: run_one(args, i), range(args.n)))
   counts = collections.Counter(result for result, _ in results)
   slowest = max(seconds for result, seconds in results if result == "ok") if counts["ok"] else 0
-  print(f"{args.what}, {args.cpu_devices} CPU device(s), timeout {args.timeout:g} s: "
-        f"{counts['hang']} of {args.n} hung, "
-        f"{sum(v for k, v in counts.items() if k.startswith('failed'))} failed, {counts['ok']} ok "
-        f"(slowest ok {slowest:.1f} s; {time.perf_counter() - t0:.0f} s in all)")
+  print(
+    f"{args.what}, {args.cpu_devices} CPU device(s), timeout {args.timeout:g} s: "
+    f"{counts['hang']} of {args.n} hung, "
+    f"{sum(v for k, v in counts.items() if k.startswith('failed'))} failed, {counts['ok']} ok "
+    f"(slowest ok {slowest:.1f} s; {time.perf_counter() - t0:.0f} s in all)"
+  )
   sys.exit(0 if counts["ok"] == args.n else 1)
 
 
