@@ -4,9 +4,10 @@
 
 Every run is a page's command, `python -m experiments.train --config ... --workdir RUNS/NAME`;
 one whose summary.json exists is reused unless --rerun. The figures are PNGs the runs wrote,
-copied, and a few drawn here from the runs' checkpoints (GPT attention maps, CartPole
-filmstrips), all stored as palette PNGs (< 100 KB each). Prints every run's final metrics and
-wall time: the numbers the pages quote. About 5 minutes on a 2-core CPU.
+copied, and a few drawn here from the runs' checkpoints or outputs (GPT attention maps, CartPole
+filmstrips, the DCGAN's training GIF), stored as palette PNGs or GIFs (< 100 KB each). Prints
+every run's final metrics and wall time: the numbers the pages quote. On a quiet 2-core CPU about
+5 minutes for basics, vision, sequence and rl, 6 for vaes, 6 for gans.
 """
 
 import argparse
@@ -23,23 +24,31 @@ FIGURES = os.path.join(REPO, "docs", "figures")
 CORPUS = "text:../shared/data/tinyshakespeare.txt"
 MAX_FIGURE_BYTES = 100_000
 
-# run name -> (chapter, config spec under experiments/configs/, extra command-line flags)
+# run name -> (chapters that need it, config spec under experiments/configs/, extra command-line
+# flags; "{runs}" in a flag stands for the --runs directory)
 RUNS = {
-  "basics_linear": ("basics", "basics_linear.py", ()),
-  "basics_linear_jax_grad": ("basics", "basics_linear.py:jax_grad", ()),
-  "basics_logistic": ("basics", "basics_logistic.py", ()),
-  "basics_logistic_jax_grad": ("basics", "basics_logistic.py:jax_grad", ()),
-  "basics_moons": ("basics", "basics_moons.py", ()),
-  "basics_gradcheck": ("basics", "basics_gradcheck.py", ()),
-  "basics_compare": ("basics", "basics_compare.py", ()),
-  "mnist_cnn": ("vision", "mnist_cnn.py", ()),
-  "shakespeare_gpt_cpu": ("sequence", "shakespeare_gpt.py:cpu", (f"--config.dataset={CORPUS}",)),
-  "cartpole_ppo": ("rl", "cartpole_ppo.py", ()),
+  "basics_linear": (("basics",), "basics_linear.py", ()),
+  "basics_linear_jax_grad": (("basics",), "basics_linear.py:jax_grad", ()),
+  "basics_logistic": (("basics",), "basics_logistic.py", ()),
+  "basics_logistic_jax_grad": (("basics",), "basics_logistic.py:jax_grad", ()),
+  "basics_moons": (("basics",), "basics_moons.py", ()),
+  "basics_gradcheck": (("basics",), "basics_gradcheck.py", ()),
+  "basics_compare": (("basics",), "basics_compare.py", ()),
+  # mnist_cnn is also the classifier of the DCGAN's fid_mnist_cnn.
+  "mnist_cnn": (("vision", "gans"), "mnist_cnn.py", ()),
+  "shakespeare_gpt_cpu": (("sequence",), "shakespeare_gpt.py:cpu", (f"--config.dataset={CORPUS}",)),
+  "cartpole_ppo": (("rl",), "cartpole_ppo.py", ()),
   # FID needs a classifier run (see docs/vaes.md); the other figures do not.
-  "mnist_vae": ("vaes", "mnist_vae.py", ("--config.fid_classifier_workdir=",)),
-  "mnist_vae_conv": ("vaes", "mnist_vae.py:conv", ("--config.fid_classifier_workdir=",)),
-  "mnist_vae_latent2": ("vaes", "mnist_vae.py:latent2", ("--config.fid_classifier_workdir=",)),
+  "mnist_vae": (("vaes",), "mnist_vae.py", ("--config.fid_classifier_workdir=",)),
+  "mnist_vae_conv": (("vaes",), "mnist_vae.py:conv", ("--config.fid_classifier_workdir=",)),
+  "mnist_vae_latent2": (("vaes",), "mnist_vae.py:latent2", ("--config.fid_classifier_workdir=",)),
+  "mnist_dcgan": (
+    ("gans",),
+    "mnist_dcgan.py",
+    ("--config.fid_classifier_workdir={runs}/mnist_cnn",),
+  ),
 }
+GIF_SAMPLES = 16  # noise vectors of the DCGAN's training GIF (of the run's 64 per grid)
 
 
 def _pyplot():
@@ -68,7 +77,7 @@ def train(name: str, runs: str, rerun: bool) -> dict:
       "--workdir",
       workdir,
       "--config.quiet=True",
-      *flags,
+      *(flag.format(runs=runs) for flag in flags),
     ]
     print("$", " ".join(command[1:]), flush=True)
     subprocess.run(command, cwd=REPO, check=True)
@@ -77,15 +86,20 @@ def train(name: str, runs: str, rerun: bool) -> dict:
 
 
 def save_figure(source: str, name: str):
-  """Stores `source` (a PNG) as docs/figures/NAME.png, quantised to a 256-colour palette."""
+  """Stores `source` as docs/figures/NAME.png, quantised to a 256-colour palette, or, a GIF (its
+  frames are palette images already), as NAME.gif unchanged."""
   from PIL import Image
 
-  path = os.path.join(FIGURES, name + ".png")
-  Image.open(source).convert("RGB").quantize(colors=256).save(path, optimize=True)
+  if source.endswith(".gif"):
+    path = os.path.join(FIGURES, name + ".gif")
+    shutil.copyfile(source, path)
+  else:
+    path = os.path.join(FIGURES, name + ".png")
+    Image.open(source).convert("RGB").quantize(colors=256).save(path, optimize=True)
   size = os.path.getsize(path)
   if size > MAX_FIGURE_BYTES:
     raise SystemExit(f"{path} is {size} bytes, over {MAX_FIGURE_BYTES}: draw it smaller")
-  print(f"  docs/figures/{name}.png ({size // 1000} KB)")
+  print(f"  docs/figures/{os.path.basename(path)} ({size // 1000} KB)")
 
 
 def filmstrip(paths: list[str], out: str, titles=None):
@@ -289,19 +303,39 @@ def rl_figures(runs: str, scratch: str):
 
 def vaes_figures(runs: str, scratch: str):
   del scratch
-  for name, kinds in (
-    ("mnist_vae", ("samples", "reconstructions", "interpolation")),
-    ("mnist_vae_conv", ("samples",)),
-    ("mnist_vae_latent2", ("manifold", "latent_scatter")),
+  for name, figures in (
+    (
+      "mnist_vae",
+      (
+        ("samples", "vae_samples"),
+        ("reconstructions", "vae_reconstructions"),
+        ("interpolation", "vae_interpolation"),
+      ),
+    ),
+    ("mnist_vae_conv", (("samples", "vae_conv_samples"),)),
+    (
+      "mnist_vae_latent2",
+      (("manifold", "vae_latent2_manifold"), ("latent_scatter", "vae_latent2_latent_scatter")),
+    ),
   ):
     workdir = os.path.join(runs, name)
     with open(os.path.join(workdir, "summary.json")) as f:
       step = json.load(f)["steps"]
-    for kind in kinds:
-      save_figure(
-        os.path.join(workdir, "figures", f"{kind}_step{step:06d}.png"),
-        f"{name.replace('mnist_', '')}_{kind}",
-      )
+    for kind, figure in figures:
+      save_figure(os.path.join(workdir, "figures", f"{kind}_step{step:06d}.png"), figure)
+
+
+def gans_figures(runs: str, scratch: str):
+  """The last evaluation's sample grid, and a GIF of the first GIF_SAMPLES of every evaluation's
+  fixed-noise samples (a page-sized version of the run's samples.gif, which shows all 64)."""
+  from dljax.image_grid import save_gif
+
+  samples = os.path.join(runs, "mnist_dcgan", "samples")
+  steps = sorted(f[: -len(".npy")] for f in os.listdir(samples) if f.endswith(".npy"))
+  save_figure(os.path.join(samples, steps[-1] + ".png"), "gans_mnist_dcgan_samples")
+  frames = [np.load(os.path.join(samples, s + ".npy"))[:GIF_SAMPLES] / 255.0 for s in steps]
+  save_gif(frames, os.path.join(scratch, "training.gif"))
+  save_figure(os.path.join(scratch, "training.gif"), "gans_mnist_dcgan_training")
 
 
 FIGURES_OF = {
@@ -310,6 +344,7 @@ FIGURES_OF = {
   "sequence": sequence_figures,
   "rl": rl_figures,
   "vaes": vaes_figures,
+  "gans": gans_figures,
 }
 
 
@@ -337,7 +372,7 @@ def main():
   os.makedirs(FIGURES, exist_ok=True)
   for chapter in chapters:
     print(f"== {chapter}")
-    for name in [n for n, (c, _, _) in RUNS.items() if c == chapter]:
+    for name in [n for n, (needed_by, _, _) in RUNS.items() if chapter in needed_by]:
       summary = train(name, runs, args.rerun)
       final = ", ".join(f"{k}={v:.4g}" for k, v in summary["final"].items())
       print(
