@@ -1,28 +1,43 @@
-"""The guidebook (docs/*.md) stays true to the code: its commands name configs that exist and
-parse (variant and overridden keys included), and its figures and code links point at files that
-exist (a code link named after a function names one in that file)."""
+"""The guidebook (README.md and docs/*.md) stays true to the code: its commands name configs that
+exist and parse (variant and overridden keys included) and modules, flags, races and workloads
+that exist; its figures and code links point at files that exist (a code link named after a
+function names one in that file); and every figure is one docs/make_figures.py writes."""
 
 import glob
+import importlib.util
 import os
 import re
 
 import pytest
 from conftest import REPO
 
+from benchmarks.race import RACES
+from benchmarks.workloads import NAMES as WORKLOADS
 from dljax.cli import load_config
 
 DOCS = os.path.join(REPO, "docs")
-PAGES = sorted(glob.glob(os.path.join(DOCS, "*.md")))
-# `--config experiments/configs/NAME.py[:VARIANT]`, then the rest of that command line.
-COMMAND = re.compile(r"--config[ =](experiments/configs/\w+\.py)(?::(\w+))?(.*)")
-OVERRIDE = re.compile(r"--config\.([\w.]+)=")
+FIGURES = os.path.join(DOCS, "figures")
+PAGES = sorted(glob.glob(os.path.join(DOCS, "*.md"))) + [os.path.join(REPO, "README.md")]
+# `--config experiments/configs/NAME.py[:VARIANT]`, then the rest of that command line
+# (lower-case names only: README's `NAME.py` is a placeholder).
+COMMAND = re.compile(r"--config[ =](experiments/configs/[a-z0-9_]+\.py)(?::(\w+))?(.*)")
+OVERRIDE = re.compile(r"--config\.([a-z_][\w.]*)=")  # upper case: a placeholder (KEY)
+# `python -m PACKAGE.MODULE ...` up to the end of the line or of the inline code span.
+MODULE_COMMAND = re.compile(r"python3? -m ((?:experiments|benchmarks)\.\w+)([^`\n]*)")
+FLAG = re.compile(r"(?<![\w-])--([\w.-]+)(?:[ =]([^\s\]`\"]+))?")
+CHAPTERS_COMMAND = re.compile(r"make_figures\.py --chapters ([\w,]+)")
 LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 MAX_FIGURE_BYTES = 100_000
 
 
-def _read(page: str) -> str:
-  with open(page, encoding="utf-8") as f:
+def _read(path: str) -> str:
+  with open(path, encoding="utf-8") as f:
     return f.read()
+
+
+def _command_lines(page: str) -> str:
+  """The page's text with shell line continuations (`\\` + newline) joined."""
+  return _read(page).replace("\\\n", " ")
 
 
 def _flat_keys(config, prefix=""):
@@ -32,14 +47,36 @@ def _flat_keys(config, prefix=""):
       yield from _flat_keys(value, prefix + key + ".")
 
 
-def test_the_chapters_have_pages():
+def _make_figures():
+  """docs/make_figures.py as a module (docs/ is not a package)."""
+  spec = importlib.util.spec_from_file_location(
+    "make_figures", os.path.join(DOCS, "make_figures.py")
+  )
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _linked_figures(page: str):
+  for is_image, _, target in LINK.findall(_read(page)):
+    if is_image and not re.match(r"[a-z]+:", target):
+      yield os.path.normpath(os.path.join(os.path.dirname(page), target))
+  for target in re.findall(r'<img src="([^"]+)"', _read(page)):
+    yield os.path.normpath(os.path.join(os.path.dirname(page), target))
+
+
+def test_every_chapter_has_a_page():
   names = {os.path.basename(p) for p in PAGES}
-  assert {"basics.md", "vision.md", "sequence.md", "rl.md"} <= names
+  chapters = {"basics", "vision", "sequence", "rl", "vaes", "gans", "benchmarks", "scaling"}
+  assert {f"{c}.md" for c in chapters} <= names
+  readme = _read(os.path.join(REPO, "README.md"))
+  for chapter in chapters:
+    assert f"(docs/{chapter}.md)" in readme, f"README's Chapters section misses {chapter}.md"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=os.path.basename)
 def test_commands_name_configs_that_exist_and_parse(page):
-  text = _read(page)
+  text = _command_lines(page)
   keys_on_page = set()
   for path, variant, rest in COMMAND.findall(text):
     assert os.path.exists(os.path.join(REPO, path)), f"{path} in {page} does not exist"
@@ -54,15 +91,46 @@ def test_commands_name_configs_that_exist_and_parse(page):
 
 
 @pytest.mark.parametrize("page", PAGES, ids=os.path.basename)
+def test_commands_name_modules_flags_races_and_workloads_that_exist(page):
+  for module, rest in MODULE_COMMAND.findall(_command_lines(page)):
+    path = os.path.join(REPO, *module.split(".")) + ".py"
+    assert os.path.exists(path), f"{page} runs {module}, which does not exist"
+    source = _read(path)
+    for flag, value in FLAG.findall(rest):
+      if "." in flag:
+        continue  # --config.KEY=VALUE, checked against the config above
+      assert re.search(rf'DEFINE_\w+\(\s*"{flag}"', source), f"{page}: {module} has no --{flag}"
+      if module == "benchmarks.race" and flag == "race":
+        assert value in RACES, f"{page}: {value!r} is not one of the races {sorted(RACES)}"
+      if flag == "models":
+        unknown = set(value.split(",")) - set(WORKLOADS)
+        assert not unknown, f"{page}: {module} has no workloads {sorted(unknown)}"
+  for chapters in CHAPTERS_COMMAND.findall(_read(page)):
+    unknown = set(chapters.split(",")) - set(_make_figures().FIGURES_OF)
+    assert not unknown, f"{page}: docs/make_figures.py has no chapters {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=os.path.basename)
 def test_links_and_figures_point_at_files_that_exist(page):
   for is_image, text, target in LINK.findall(_read(page)):
     if re.match(r"[a-z]+:", target) or target.startswith("#"):
       continue  # a web address or an anchor on the page
-    path = os.path.normpath(os.path.join(DOCS, target.split("#")[0]))
+    path = os.path.normpath(os.path.join(os.path.dirname(page), target.split("#")[0]))
     assert os.path.exists(path), f"{page} links to {target}, which does not exist"
-    if is_image:
-      assert os.path.getsize(path) < MAX_FIGURE_BYTES, f"{target} is over 100 KB"
     name = re.fullmatch(r"`([\w.]+)`", text)
     if name and path.endswith(".py") and not name.group(1).endswith(".py"):
       identifier = name.group(1).split(".")[-1]
       assert re.search(rf"\b{identifier}\b", _read(path)), f"{page}: {target} has no {identifier}"
+  for path in _linked_figures(page):
+    assert os.path.exists(path), f"{page} shows {path}, which does not exist"
+    assert os.path.getsize(path) < MAX_FIGURE_BYTES, f"{path} is over 100 KB"
+
+
+def test_every_figure_is_shown_and_written_by_make_figures():
+  shown = {path for page in PAGES for path in _linked_figures(page)}
+  make_figures = _read(os.path.join(DOCS, "make_figures.py"))
+  for path in sorted(glob.glob(os.path.join(FIGURES, "*"))):
+    name = os.path.basename(path)
+    assert path in shown, f"docs/figures/{name} is on no page; remove it or show it"
+    stem = os.path.splitext(name)[0]
+    assert f'"{stem}"' in make_figures, f"docs/make_figures.py does not write {name}"
