@@ -19,6 +19,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_devices = 0
   c.cpu_devices = 0
   c.distributed = False  # call jax.distributed.initialize() (multi-host)
+  # XLA's LLVM optimisation level, 0-3 (-1: XLA's default, 3); see dljax.parallel.setup_devices.
+  c.xla_optimization_level = -1
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adamw"

@@ -16,12 +16,23 @@ from dljax.errors import DljaxError
 DATA_AXIS = "data"
 
 
-def setup_devices(cpu_devices: int = 0, distributed: bool = False):
+def setup_devices(cpu_devices: int = 0, distributed: bool = False, xla_optimization_level=-1):
   """Run before anything touches the devices.
 
   XLA:CPU runs one device on about one core, so the host is split into `cpu_devices` devices
   (0: one per core, at most 8) for data parallelism; GPUs and TPUs are unaffected.
+  `xla_optimization_level` (0-3; -1 keeps XLA's default, 3) is the LLVM optimisation level XLA
+  compiles with: on CPU, where the heavy operations are library calls, 1 compiles about twice as
+  fast as 3 (cartpole_ppo's chunk: 7.2 -> 3.9 s of CPU) and its steps run as fast.
   """
+  if xla_optimization_level not in (-1, 0, 1, 2, 3):
+    raise DljaxError(
+      f"xla_optimization_level={xla_optimization_level} is not 0, 1, 2, 3 or -1 (XLA's default); "
+      f"set --config.xla_optimization_level to one of them"
+    )
+  if xla_optimization_level >= 0:  # XLA reads XLA_FLAGS at its first compilation, after this
+    flag = f"--xla_backend_optimization_level={xla_optimization_level}"
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
   if distributed:
     jax.distributed.initialize()
   n = cpu_devices or min(os.cpu_count() or 1, 8)

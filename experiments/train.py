@@ -28,7 +28,7 @@ def main(argv):
   from dljax import parallel
 
   config = _CONFIG.value
-  parallel.setup_devices(config.cpu_devices, config.distributed)
+  parallel.setup_devices(config.cpu_devices, config.distributed, config.xla_optimization_level)
   from dljax.tasks import train
 
   summary = train(config, _WORKDIR.value, start_time=START_TIME)
