@@ -155,23 +155,16 @@ MUTATIONS = [
   ),
   Mutation(
     "rl-seeds-share-one-key",
-    "dljax/rl/common.py",
+    "dljax/rl/experiment.py",
     "jax.random.fold_in(root, i)",
     "jax.random.fold_in(root, 0)",
     ("tests/test_rl_agents.py::test_smoke_variant_trains_end_to_end",),
   ),
   Mutation(
     "gym-host-envs-follow-the-process",
-    "dljax/rl/common.py",
+    "dljax/rl/gym_driver.py",
     "    chunk = int(runner.updates[0]) // s.chunk_updates\n",
     '    chunk = train_step.calls = getattr(train_step, "calls", -1) + 1\n',
-    ("tests/test_gym_bridge.py",),
-  ),
-  Mutation(
-    "gym-rerun-after-finish-crashes",
-    "dljax/rl/common.py",
-    "first = first_chunk[0] if first_chunk else s.num_chunks",
-    "first = first_chunk[0]",
     ("tests/test_gym_bridge.py",),
   ),
 ]
