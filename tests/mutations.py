@@ -161,6 +161,13 @@ MUTATIONS = [
     ("tests/test_rl_agents.py::test_smoke_variant_trains_end_to_end",),
   ),
   Mutation(
+    "rollout-bootstraps-from-the-reset-observation",
+    "dljax/rl/rollout.py",
+    "next_obs=env_state.final_observation,",
+    "next_obs=obs_after,",
+    ("tests/test_rl_agents.py::test_rollout_keeps_a_cut_episodes_last_observation",),
+  ),
+  Mutation(
     "gym-host-envs-follow-the-process",
     "dljax/rl/gym_driver.py",
     "    chunk = int(runner.updates[0]) // s.chunk_updates\n",

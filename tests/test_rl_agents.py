@@ -140,6 +140,40 @@ def numpy_gae(reward, value, next_value, terminated, done, gamma, lam):
   return advantage, advantage + value
 
 
+def test_rollout_keeps_a_cut_episodes_last_observation():
+  from dljax.rl.agent import Agent, Setup
+  from dljax.rl.envs import make
+  from dljax.rl.rollout import rollout
+  from dljax.rl.runner import Runner
+
+  env, params = make("CartPole-v1")
+  params = params.replace(max_episode_steps=3)  # episodes are cut after steps 3 and 6
+  s = Setup(env, params, False, 1, num_envs=2, rollout_steps=7, chunk_updates=1, num_chunks=1)
+  push_left = Agent(
+    init=None,
+    draw_noise=lambda key, shape: jnp.zeros(shape),
+    act=lambda state, obs, noise: (jnp.zeros(len(obs), jnp.int32), {}),
+    update=None,
+    greedy=None,
+    identity={},
+  )
+  obs, env_state = jax.vmap(env.reset, (0, None))(jax.random.split(jax.random.key(0), 2), params)
+  zeros = jnp.zeros(2)
+  runner = Runner(None, env_state, obs, zeros, zeros, jax.random.key(1), jnp.int32(0))
+  runner, trajectory = rollout(push_left, s, runner, jax.random.key(2))
+
+  done = np.asarray(trajectory["truncated"])
+  assert done.tolist() == [[t in (2, 5)] * 2 for t in range(7)]
+  next_obs, obs = np.asarray(trajectory["next_obs"]), np.asarray(trajectory["obs"])
+  np.testing.assert_array_equal(next_obs[:-1][~done[:-1]], obs[1:][~done[:-1]])
+  # At a cut the trajectory keeps the episode's last observation (pushed left 3 times: moving
+  # fast) and the next step starts a fresh episode (every component within CartPole's +-0.05).
+  assert (next_obs[done][:, 1] < -0.2).all() and (np.abs(obs[[3, 6]]) <= 0.05).all()
+  np.testing.assert_array_equal(runner.last_return, [3.0, 3.0])
+  np.testing.assert_array_equal(runner.episode_return, [1.0, 1.0])
+  np.testing.assert_array_equal(runner.env_state.time, [1, 1])
+
+
 def test_gae_matches_numpy_reference():
   from dljax.rl.ppo import gae
 
