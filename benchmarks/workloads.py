@@ -261,14 +261,15 @@ def _ppo() -> Workload:
 
   from dljax import parallel
   from dljax.cli import load_config as load
-  from dljax.rl import common, ppo
+  from dljax.rl import ppo
+  from dljax.rl.agent import setup
 
   config = load(os.path.join(REPO, "experiments", "configs", "cartpole_ppo.py"))
   config.chunk_updates = 10
-  mesh = parallel.make_data_mesh(1)  # see dljax.rl.common.rl_config's cpu_devices
+  mesh = parallel.make_data_mesh(1)  # see dljax.rl.config.rl_config's cpu_devices
   exp = ppo.build_experiment(config, mesh)
   state = jax.jit(exp.init_state, out_shardings=NamedSharding(mesh, P()))()
-  s = common.setup(config)
+  s = setup(config)
   items = s.num_seeds * s.chunk_updates * s.steps_per_update
   return Workload("ppo", exp.train_step, state, None, items, "env-steps", config=config)
 

@@ -1,10 +1,87 @@
-"""Where training metrics go: `metrics.jsonl`, TensorBoard event files and a PNG of the curves."""
+"""Where training metrics go: `metrics.jsonl`, TensorBoard event files and PNGs of the curves.
 
+`read_records` is the one reader of `metrics.jsonl` and `plot_records` the one way to draw it:
+by default one panel per metric, one line per split; a task can name its own panels (`Curve`s,
+optionally with a min-max band) and the axes' units (e.g. RL's env steps instead of steps).
+"""
+
+import dataclasses
 import json
 import math
 import os
 
 import numpy as np
+
+
+def read_records(workdir: str, up_to_step: float = math.inf) -> list[dict]:
+  """The `{"step", "split", **metrics}` records of `workdir/metrics.jsonl` up to `up_to_step`."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [r for r in map(json.loads, f) if r["step"] <= up_to_step]
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+  """One line of a panel: the metric `name` of the records of `split`, shaded between the
+  metrics `band` (low, high) if given."""
+
+  split: str
+  name: str
+  label: str
+  band: tuple[str, str] | None = None
+
+
+def plot_records(
+  records: list[dict],
+  path: str,
+  panels: dict[str, list[Curve]] | None = None,
+  step_scale: float = 1,
+  xlabel: str = "step",
+  ylabel: str = "",
+):
+  """`panels` ({title: curves}; default: one per metric, a line per split) as a PNG at `path`,
+  with x = step * `step_scale`. Curves without records are left out, panels without any too."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  if panels is None:
+    names = sorted({k for r in records for k in r if k not in ("step", "split")})
+    panels = {
+      name: [
+        Curve(split, name, split) for split in sorted({r["split"] for r in records if name in r})
+      ]
+      for name in names
+    }
+  points = {}  # title: [(curve, its records)], the curves with records only
+  for title, curves in panels.items():
+    lines = [(c, [r for r in records if r["split"] == c.split and c.name in r]) for c in curves]
+    if lines := [(c, rs) for c, rs in lines if rs]:
+      points[title] = lines
+  if not points:
+    return
+  cols = min(3, len(points))
+  rows = math.ceil(len(points) / cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+  for ax, (title, curves) in zip(axes.flat, points.items()):
+    for curve, rs in curves:
+      x = np.array([r["step"] for r in rs]) * step_scale
+      y = np.array([r[curve.name] for r in rs])
+      ax.plot(x, y, marker="o" if len(rs) < 20 else None, label=curve.label)
+      if curve.band is not None:
+        low, high = ([r[name] for r in rs] for name in curve.band)
+        ax.fill_between(x, low, high, alpha=0.25)
+    ax.set_title(title)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.legend()
+  for ax in list(axes.flat)[len(points) :]:
+    ax.axis("off")
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
 
 
 class MetricsLog:
@@ -18,10 +95,7 @@ class MetricsLog:
     from tensorboardX import SummaryWriter
 
     self.path = os.path.join(workdir, "metrics.jsonl")
-    self.records = []
-    if os.path.exists(self.path):
-      with open(self.path) as f:
-        self.records = [r for r in map(json.loads, f) if r["step"] <= resume_step]
+    self.records = read_records(workdir, resume_step)
     with open(self.path, "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in self.records)
     self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
@@ -39,28 +113,4 @@ class MetricsLog:
 
   def plot(self, path: str):
     """One panel per metric, one line per split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = sorted({k for r in self.records for k in r if k not in ("step", "split")})
-    if not names:
-      return
-    cols = min(3, len(names))
-    rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, names):
-      for split in sorted({r["split"] for r in self.records if name in r}):
-        pts = np.array(
-          [(r["step"], r[name]) for r in self.records if r["split"] == split and name in r]
-        )
-        ax.plot(pts[:, 0], pts[:, 1], marker="o" if len(pts) < 20 else None, label=split)
-      ax.set_title(name)
-      ax.set_xlabel("step")
-      ax.legend()
-    for ax in list(axes.flat)[len(names) :]:
-      ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    plot_records(self.records, path)

@@ -20,7 +20,8 @@ import optax
 from dljax.errors import DljaxError
 from dljax.models import build_model
 from dljax.optim import make_optimizer
-from dljax.rl import common
+from dljax.rl import experiment
+from dljax.rl.agent import Agent, Setup
 from dljax.rl.envs import Box
 from dljax.steps import Update, make_train_step
 from dljax.train_state import TrainState, init_model_state
@@ -100,7 +101,7 @@ def double_dqn_loss(params, q: QNetworks, batch, rng, train):
   return loss, ({"q": q_taken.mean()}, None)
 
 
-def make_agent(config, s: common.Setup) -> common.Agent:
+def make_agent(config, s: Setup) -> Agent:
   cfg = config.dqn
   action_space = s.env.action_space
   if isinstance(action_space, Box):
@@ -178,7 +179,7 @@ def make_agent(config, s: common.Setup) -> common.Agent:
   def greedy(state, obs):
     return jnp.argmax(state.q.online.apply_fn(state.q.online.variables(), obs), axis=-1)
 
-  return common.Agent(
+  return Agent(
     init=init,
     draw_noise=draw_noise,
     act=act,
@@ -189,4 +190,4 @@ def make_agent(config, s: common.Setup) -> common.Agent:
 
 
 def build_experiment(config, mesh):
-  return common.build_experiment(config, mesh, "dqn", make_agent)
+  return experiment.build_experiment(config, mesh, "dqn", make_agent)

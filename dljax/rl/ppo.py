@@ -4,38 +4,22 @@ Each update collects `rollout_steps` steps of `num_envs` envs, computes GAE adva
 episodes bootstrap from the value of their last observation; terminated ones do not), then runs
 `num_epochs` epochs of `num_minibatches` minibatch steps of the spine's pure train step. The
 policy is categorical for `Discrete` actions and a diagonal Gaussian with a state-independent
-log-std for `Box` actions. Config keys: `experiments/configs/cartpole_ppo.py`.
+log-std for `Box` actions. Config keys: `dljax.rl.config.ppo_config`.
 """
 
 import math
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from dljax.errors import DljaxError
 from dljax.models import build_model
 from dljax.optim import make_optimizer
-from dljax.rl import common
+from dljax.rl import experiment
+from dljax.rl.agent import Agent, Setup
 from dljax.rl.envs import Box
 from dljax.steps import make_train_step
 from dljax.train_state import init_model_state
-
-
-def ppo_config() -> ml_collections.ConfigDict:
-  """PureJaxRL's PPO settings (the `ppo` block of a config)."""
-  return ml_collections.ConfigDict(
-    {
-      "gamma": 0.99,
-      "gae_lambda": 0.95,
-      "clip_eps": 0.2,
-      "ent_coef": 0.01,
-      "vf_coef": 0.5,
-      "num_epochs": 4,
-      "num_minibatches": 4,
-      "reward_scale": 1.0,
-    }
-  )  # rewards are multiplied by it before GAE
 
 
 class Categorical:
@@ -132,7 +116,7 @@ def make_loss(dist, cfg):
   return ppo_loss
 
 
-def make_agent(config, s: common.Setup) -> common.Agent:
+def make_agent(config, s: Setup) -> Agent:
   cfg = config.ppo
   batch_size = s.num_envs * s.rollout_steps
   if batch_size % cfg.num_minibatches:
@@ -192,7 +176,7 @@ def make_agent(config, s: common.Setup) -> common.Agent:
   def greedy(state, obs):
     return dist.mode(state.apply_fn(state.variables(), obs)[0])
 
-  return common.Agent(
+  return Agent(
     init=init,
     draw_noise=lambda key, shape: dist.noise(key, shape, action_space),
     act=act,
@@ -203,4 +187,4 @@ def make_agent(config, s: common.Setup) -> common.Agent:
 
 
 def build_experiment(config, mesh):
-  return common.build_experiment(config, mesh, "ppo", make_agent)
+  return experiment.build_experiment(config, mesh, "ppo", make_agent)

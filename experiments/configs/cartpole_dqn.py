@@ -12,7 +12,7 @@ Measured on a 2-core CPU (jax 0.10.2): mean final return 500.0, every one of the
 
 import ml_collections
 
-from dljax.rl.common import rl_config
+from dljax.rl.config import rl_config
 
 
 def get_config(variant: str = ""):

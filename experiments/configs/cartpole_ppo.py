@@ -14,8 +14,7 @@ per update). Compiling (init ~4.6 s of CPU, the chunk ~7.8 s, evaluation ~2 s) i
 run.
 """
 
-from dljax.rl.common import rl_config
-from dljax.rl.ppo import ppo_config
+from dljax.rl.config import ppo_config, rl_config
 
 
 def get_config(variant: str = ""):

@@ -9,8 +9,7 @@ Measured on a 2-core CPU (jax 0.10.2): mean return -175.2 over 8 seeds (worst se
 70 s wall time.
 """
 
-from dljax.rl.common import rl_config
-from dljax.rl.ppo import ppo_config
+from dljax.rl.config import ppo_config, rl_config
 
 
 def get_config(variant: str = ""):

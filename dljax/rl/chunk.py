@@ -1,0 +1,38 @@
+"""The train step on the JAX envs: a jitted *chunk* of `chunk_updates` updates of every seed.
+
+Each update is a rollout (`dljax.rl.rollout`) then the agent's learning phase; the chunk scans
+`chunk_updates` of them and vmaps that over `num_seeds` seeds, with the seed axis split over the
+data mesh so that every CPU core trains its share of the seeds.
+"""
+
+import jax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from dljax import parallel
+from dljax.rl.agent import Agent, Setup
+from dljax.rl.rollout import rollout
+from dljax.rl.runner import Runner, summarize, update_keys
+
+
+def chunk_train_step(agent: Agent, s: Setup, mesh):
+  """The loop's jitted `train_step(runners, feed)`; `feed` is None (the runners hold it all)."""
+
+  def one_update(runner: Runner, _):
+    rollout_key, update_key = update_keys(runner)
+    runner, trajectory = rollout(agent, s, runner, rollout_key)
+    agent_state, metrics = agent.update(runner.agent, trajectory, update_key)
+    return runner.replace(agent=agent_state, updates=runner.updates + 1), metrics
+
+  def chunk(runner: Runner):
+    return jax.lax.scan(one_update, runner, length=s.chunk_updates)
+
+  def train_step(runners: Runner, feed):
+    del feed
+    if s.num_seeds % mesh.size == 0:
+      runners = jax.tree.map(parallel.split_batch, runners)
+    runners, metrics = jax.vmap(chunk)(runners)
+    return runners, summarize(runners, metrics)
+
+  # The state goes back replicated, the sharding the loop initialises and restores it with.
+  return jax.jit(train_step, donate_argnums=0, out_shardings=NamedSharding(mesh, P()))

@@ -1,0 +1,102 @@
+"""The loop's `Experiment` for an RL agent: the seeds' initial runners, the driver for the env
+(the jitted chunk on a JAX env, the host loop on a gymnasium one), evaluation and the returns plot.
+
+The loop's steps are chunks of `chunk_updates` updates; its state is the `Runner` stacked over
+seeds (`dljax.rl.runner`), so a resumed run is bitwise the uninterrupted one.
+"""
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from dljax.loop import Experiment
+from dljax.metrics_log import Curve, plot_records, read_records
+from dljax.rl.agent import Agent, Setup, setup
+from dljax.rl.chunk import chunk_train_step
+from dljax.rl.evaluation import host_seed_returns, jax_seed_returns, make_evaluate
+from dljax.rl.gym_driver import host_train_step
+from dljax.rl.runner import Runner
+
+
+def returns_panel(title: str) -> dict[str, list[Curve]]:
+  """`returns.png`'s panel: the across-seed mean training return with its min-max band, and the
+  evaluations likewise."""
+  return {
+    f"{title} (seed mean, min-max)": [
+      Curve("train", "return_mean", "training (last episodes)", ("return_min", "return_max")),
+      Curve("eval", "mean_return", "evaluation", ("min_seed_return", "max_seed_return")),
+    ]
+  }
+
+
+def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup], Agent]):
+  """The loop's `Experiment` for `make_agent(config, setup)` on the config's environment."""
+  s = setup(config)
+  agent = make_agent(config, s)
+  root, eval_root = jax.random.split(jax.random.PRNGKey(config.seed))
+
+  def init_runner(agent_state, reset_key, rng):
+    zeros = jnp.zeros(s.num_envs)
+    if s.is_gym:
+      obs = env_state = None
+    else:
+      obs, env_state = jax.vmap(s.env.reset, (0, None))(
+        jax.random.split(reset_key, s.num_envs), s.env_params
+      )
+    return Runner(agent_state, env_state, obs, zeros, zeros, rng, jnp.int32(0))
+
+  def init_runners():
+    seed_keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(root, i), 3))(
+      jnp.arange(s.num_seeds)
+    )
+    agent_keys, reset_keys, rngs = seed_keys[:, 0], seed_keys[:, 1], seed_keys[:, 2]
+    # The agents one seed at a time (`lax.map`, not `vmap`): vmapped, the orthogonal init's QR is
+    # a batched LAPACK call, which can deadlock XLA:CPU's thread pool
+    # (docs/xla-cpu-qr-deadlock.md). The parameters are bitwise the vmapped ones.
+    return jax.vmap(init_runner)(jax.lax.map(agent.init, agent_keys), reset_keys, rngs)
+
+  if s.is_gym:
+    train_step = host_train_step(agent, s, config.seed)
+    seed_returns = host_seed_returns(agent, config.env, config.eval_episodes, config.seed + 1)
+  else:
+    train_step = chunk_train_step(agent, s, mesh)
+    seed_returns = jax_seed_returns(agent, s, config.eval_episodes)
+
+  def plot_returns(runners, step, workdir):
+    del runners, step
+    plot_records(
+      read_records(workdir),
+      os.path.join(workdir, "returns.png"),
+      returns_panel(f"{task} on {config.env}"),
+      step_scale=s.steps_per_chunk,
+      xlabel="env steps per seed",
+      ylabel="return",
+    )
+
+  # No env steps per second: the loop's summary has the time per step (chunk) of this invocation,
+  # and a task cannot tell how many steps an invocation ran (a rerun of a finished run runs none).
+  def final_extras(runners, seconds):
+    del seconds
+    return {"env_steps": int(runners.updates[0]) * s.steps_per_update}
+
+  return Experiment(
+    init_state=init_runners,
+    train_step=train_step,
+    feed=lambda step: None,
+    evaluate=make_evaluate(seed_returns, jax.random.split(eval_root, s.num_seeds)),
+    num_steps=s.num_chunks,
+    identity={
+      "task": task,
+      "env": config.env,
+      "num_seeds": s.num_seeds,
+      "num_envs": s.num_envs,
+      "rollout_steps": s.rollout_steps,
+      **agent.identity,
+    },
+    mesh=mesh,
+    after_eval=plot_returns,
+    final_extras=final_extras,
+  )
