@@ -114,9 +114,9 @@ class Checkpointer:
     meta = self.read_meta(step)
     if meta.get("identity") != self.identity:
       raise CheckpointMismatchError(
-        f"{self.directory} holds checkpoints of a different experiment:\n"
-        f"  found:    {meta.get('identity')}\n  expected: {self.identity}\n"
-        f"Nothing was overwritten. Use another --workdir, or delete that directory to start over."
+        f"{self.directory} holds checkpoints of a different experiment (found "
+        f"{meta.get('identity')}, expected {self.identity}); nothing was overwritten: use another "
+        f"--workdir, or delete that directory to start over"
       )
     return meta
 
