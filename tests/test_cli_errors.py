@@ -65,7 +65,9 @@ PPO = config_path("cartpole_ppo") + ":smoke"
 
 # (id, WORKDIR kind, arguments ({w}: WORKDIR, {tmp}: a scratch directory), the error it names)
 # WORKDIR kinds: new (absent), file, under_file, empty (''), proc (cannot be created),
-# cnn (an untrained mnist_cnn checkpoint), lm (shakespeare_gpt), vae (mnist_vae).
+# read_only / read_only_new (an existing or absent directory on a read-only file system: root
+# may write anywhere else), cnn (an untrained mnist_cnn checkpoint), lm (shakespeare_gpt), vae
+# (mnist_vae).
 TRAIN_CASES = [
   ("config_missing", "new", ["--config=experiments/configs/nope.py"], "cannot load --config: .*No such file"),
   ("config_not_python", "new", ["--config=README.md"], "README.md is not a Python config file"),
@@ -115,6 +117,8 @@ TRAIN_CASES = [
   ("workdir_under_a_file", "under_file", [f"--config={CNN}"], "cannot create --workdir .*: Not a directory"),
   ("workdir_empty", "empty", [f"--config={CNN}"], "--workdir is empty"),
   ("workdir_cannot_be_created", "proc", [f"--config={CNN}"], "cannot create --workdir /proc/"),
+  ("workdir_read_only_new", "read_only_new", [f"--config={CNN}"], "cannot create --workdir .*: Read-only file system"),
+  ("workdir_read_only", "read_only", [f"--config={CNN}"], "cannot write in --workdir .*: Read-only file system"),
   ("workdir_of_another_experiment", "cnn", [f"--config={config_path('mnist_mlp')}:smoke"], "holds checkpoints of a different experiment"),
 ]  # fmt: skip
 
@@ -154,14 +158,23 @@ def save_untrained_checkpoint(workdir, config):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, corpus_path):
-  """Run directories of an mnist_cnn, a shakespeare_gpt and an mnist_vae, to copy into cases."""
+  """Run directories of an mnist_cnn, a shakespeare_gpt and an mnist_vae, to copy into cases;
+  read_only/, a read-only tmpfs holding an empty directory `run`, where it can be mounted."""
   root = tmp_path_factory.mktemp("runs")
   save_untrained_checkpoint(root / "cnn", load_config("mnist_cnn", "smoke"))
   save_untrained_checkpoint(
     root / "lm", load_config("shakespeare_gpt", "smoke", dataset=f"text:{corpus_path}")
   )
   save_untrained_checkpoint(root / "vae", load_config("mnist_vae", "smoke"))
-  return root
+  read_only = root / "read_only"
+  read_only.mkdir()
+  mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(read_only)]
+  if subprocess.run(mount, capture_output=True, check=False).returncode == 0:
+    (read_only / "run").mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(read_only)], check=True)
+  yield root
+  if os.path.ismount(read_only):
+    subprocess.run(["umount", str(read_only)], check=True)
 
 
 def make_workdir(kind: str, path, runs) -> str:
@@ -174,6 +187,10 @@ def make_workdir(kind: str, path, runs) -> str:
     return ""
   elif kind == "proc":
     return f"/proc/dljax-test-{os.getpid()}"
+  elif kind == "read_only":
+    return str(runs / "read_only" / "run")
+  elif kind == "read_only_new":
+    return str(runs / "read_only" / "new" / "run")
   elif kind in ("cnn", "lm", "vae"):
     shutil.copytree(runs / kind, path)
   return str(path)
@@ -228,8 +245,17 @@ def run_cases(module: str, cases, tmp_path, runs):
 
 def test_bad_train_inputs(tmp_path, runs):
   assert len({c[0] for c in TRAIN_CASES}) == len(TRAIN_CASES)
-  broken = run_cases("experiments.train", TRAIN_CASES, tmp_path, runs)
+  cases = [c for c in TRAIN_CASES if c[1] not in ("read_only", "read_only_new")]
+  broken = run_cases("experiments.train", cases, tmp_path, runs)
   assert not broken, "\n".join(broken)
+
+
+def test_read_only_workdir(tmp_path, runs):
+  if not os.path.ismount(runs / "read_only"):
+    pytest.skip("no read-only tmpfs here (mounting needs root)")
+  cases = [c for c in TRAIN_CASES if c[1] in ("read_only", "read_only_new")]
+  broken = run_cases("experiments.train", cases, tmp_path, runs)
+  assert len(cases) == 2 and not broken, "\n".join(broken)
 
 
 def test_bad_generate_inputs(tmp_path, runs):
