@@ -89,11 +89,11 @@ class Checkpointer:
     return None, None
 
   def _move_aside(self, step: int, error: UnreadableCheckpointError, resume_step: int):
-    aside = os.path.join(os.path.dirname(self.directory), "corrupt_checkpoints", str(step))
-    suffix = 1
-    while os.path.exists(aside + (f".{suffix}" if suffix > 1 else "")):
-      suffix += 1
-    aside += f".{suffix}" if suffix > 1 else ""
+    base = os.path.join(os.path.dirname(self.directory), "corrupt_checkpoints", str(step))
+    aside, copies = base, 1
+    while os.path.exists(aside):  # an earlier corrupt checkpoint of the same step
+      copies += 1
+      aside = f"{base}.{copies}"
     os.makedirs(os.path.dirname(aside), exist_ok=True)
     os.rename(os.path.join(self.directory, str(step)), aside)
     self._manager.reload()

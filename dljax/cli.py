@@ -1,8 +1,9 @@
 """Command-line plumbing shared by the entry scripts: flag parsing and error reporting.
 
 Bad input must end in one readable line, not a traceback: absl's flag errors, ml_collections'
-unknown-key errors (a raw AttributeError from deep inside flag parsing) and `DljaxError`s all
-become `error: ...` on stderr and exit status 2.
+unknown-key errors (a raw AttributeError from deep inside flag parsing), config files that are
+missing or not Python, `DljaxError`s and a full disk all become `error: ...` on stderr and exit
+status 2.
 """
 
 import errno

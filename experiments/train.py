@@ -36,7 +36,7 @@ def main(argv):
 
   from dljax.tasks import train
 
-  # One process of a multi-process job writes WORKDIR, so only it claims it.
+  # The processes of a multi-process job share WORKDIR: process 0 claims it for all of them.
   claim = workdir_lock.hold if jax.process_index() == 0 else contextlib.nullcontext
   with claim(_WORKDIR.value):
     summary = train(config, _WORKDIR.value, start_time=START_TIME)
