@@ -1,6 +1,7 @@
-"""Checkpoints: round trip, resume after SIGKILL bitwise equal, SIGTERM, refusal of foreign or
-unreadable checkpoints (moved aside when an older one can be resumed from), a full disk while
-saving, NaN stops with the last good checkpoint kept."""
+"""Checkpoints: round trip, resume after SIGKILL bitwise equal, SIGTERM, refusal of unreadable
+checkpoints (moved aside when an older one can be resumed from), a full disk while
+saving, NaN stops with the last good checkpoint kept. (A WORKDIR of another experiment: see
+test_cli_errors.py.)"""
 
 import json
 import os
@@ -161,15 +162,6 @@ def test_second_signal_during_a_hung_step_exits_at_once_naming_the_checkpoint(tm
   assert "SIGINT received again: exiting now" in err
   assert f"last checkpoint is step 3 in {tmp_path / 'checkpoints'}" in err
   assert "run the same command again to resume" in err and "Traceback" not in err
-
-
-def test_workdir_of_another_model_is_refused_and_left_alone(tmp_path):
-  assert train_cli(tmp_path, "--config.num_steps=10", "--config.quiet=True").returncode == 0
-  before = sorted(os.listdir(tmp_path / "checkpoints"))
-  other = train_cli(tmp_path, "--config.model.dense=16", "--config.quiet=True")
-  assert other.returncode == 2
-  assert "different experiment" in other.stderr and "Traceback" not in other.stderr
-  assert sorted(os.listdir(tmp_path / "checkpoints")) == before
 
 
 def corrupt(step_dir: pathlib.Path, how: str):
