@@ -37,7 +37,9 @@ def main(argv):
   from dljax.tasks import train
 
   # The processes of a multi-process job share WORKDIR: process 0 claims it for all of them.
-  claim = workdir_lock.hold if jax.process_index() == 0 else contextlib.nullcontext
+  # (jax.process_index() starts the backend: not before the task's set-up when not needed.)
+  first = not config.distributed or jax.process_index() == 0
+  claim = workdir_lock.hold if first else contextlib.nullcontext
   with claim(_WORKDIR.value):
     summary = train(config, _WORKDIR.value, start_time=START_TIME)
   final = " ".join(
