@@ -62,8 +62,10 @@ json.dump(results, sys.stdout)
 CNN = config_path("mnist_cnn") + ":smoke"
 GPT = config_path("shakespeare_gpt") + ":smoke"
 PPO = config_path("cartpole_ppo") + ":smoke"
+GPT_ON_CORPUS = [f"--config={GPT}", "--config.dataset=text:{corpus}"]  # a later flag overrides
 
-# (id, WORKDIR kind, arguments ({w}: WORKDIR, {tmp}: a scratch directory), the error it names)
+# (id, WORKDIR kind, arguments ({tmp}: a scratch directory, {corpus}: the test corpus), the error
+# it names)
 # WORKDIR kinds: new (absent), file, under_file, empty (''), proc (cannot be created),
 # read_only / read_only_new (an existing or absent directory on a read-only file system: root
 # may write anywhere else), cnn (an untrained mnist_cnn checkpoint), lm (shakespeare_gpt), vae
@@ -105,11 +107,11 @@ TRAIN_CASES = [
   ("beta1_above_one", "new", [f"--config={CNN}", "--config.optimizer.b1=1.5"], "optimizer.b1=1.5 is invalid: it must be in \\[0, 1\\)"),
   ("grad_clip_negative", "new", [f"--config={CNN}", "--config.optimizer.grad_clip_norm=-1"], "optimizer.grad_clip_norm=-1.0 is invalid"),
   ("crop_pad_negative", "new", [f"--config={CNN}", "--config.augment.crop_pad=-1"], "augment.crop_pad=-1 is invalid"),
-  ("text_file_missing", "new", [f"--config={GPT}", "--config.dataset=text:/nonexistent/corpus.txt"], "text corpus not found: /nonexistent/corpus.txt"),
-  ("text_dataset_unknown", "new", [f"--config={GPT}", "--config.dataset=wikipedia"], "unknown text dataset 'wikipedia'"),
-  ("block_size_zero", "new", [f"--config={GPT}", "--config.block_size=0"], "block_size=0 is invalid: it must be at least 1"),
-  ("block_size_beyond_text", "new", [f"--config={GPT}", "--config.block_size=10000000"], "block_size=10000000 needs more than"),
-  ("sample_temperature_negative", "new", [f"--config={GPT}", "--config.sample_temperature=-1"], "sample_temperature=-1.0 is invalid"),
+  ("text_file_missing", "new", [*GPT_ON_CORPUS, "--config.dataset=text:/nonexistent/corpus.txt"], "text corpus not found: /nonexistent/corpus.txt"),
+  ("text_dataset_unknown", "new", [*GPT_ON_CORPUS, "--config.dataset=wikipedia"], "unknown text dataset 'wikipedia'"),
+  ("block_size_zero", "new", [*GPT_ON_CORPUS, "--config.block_size=0"], "block_size=0 is invalid: it must be at least 1"),
+  ("block_size_beyond_text", "new", [*GPT_ON_CORPUS, "--config.block_size=10000000"], "block_size=10000000 needs more than"),
+  ("sample_temperature_negative", "new", [*GPT_ON_CORPUS, "--config.sample_temperature=-1"], "sample_temperature=-1.0 is invalid"),
   ("env_unknown", "new", [f"--config={PPO}", "--config.env=Pong-v5"], "unknown environment 'Pong-v5'; known environments: CartPole-v1"),
   ("num_envs_zero", "new", [f"--config={PPO}", "--config.num_envs=0"], "num_envs=0 must be at least 1"),
   ("gym_env_with_seeds", "new", [f"--config={PPO}", "--config.env=gym:CartPole-v1"], "stepped on the host, one seed at a time"),
@@ -211,14 +213,14 @@ def snapshot(path: str):
   return entries
 
 
-def run_cases(module: str, cases, tmp_path, runs):
+def run_cases(module: str, cases, tmp_path, runs, corpus_path):
   """Runs every case; returns one line per case that breaks the rules (empty: all kept them)."""
   argvs, workdirs, before = [], [], []
   for case_id, kind, args, _ in cases:
     case_dir = tmp_path / case_id
     case_dir.mkdir()
     workdir = None if kind is None else make_workdir(kind, case_dir / "workdir", runs)
-    args = [a.format(tmp=case_dir) for a in args]
+    args = [a.format(tmp=case_dir, corpus=corpus_path) for a in args]
     argvs.append(args if workdir is None else [*args, f"--workdir={workdir}"])
     workdirs.append(workdir)
     before.append(snapshot(workdir))
@@ -243,22 +245,22 @@ def run_cases(module: str, cases, tmp_path, runs):
   return broken
 
 
-def test_bad_train_inputs(tmp_path, runs):
+def test_bad_train_inputs(tmp_path, runs, corpus_path):
   assert len({c[0] for c in TRAIN_CASES}) == len(TRAIN_CASES)
   cases = [c for c in TRAIN_CASES if c[1] not in ("read_only", "read_only_new")]
-  broken = run_cases("experiments.train", cases, tmp_path, runs)
+  broken = run_cases("experiments.train", cases, tmp_path, runs, corpus_path)
   assert not broken, "\n".join(broken)
 
 
-def test_read_only_workdir(tmp_path, runs):
+def test_read_only_workdir(tmp_path, runs, corpus_path):
   if not os.path.ismount(runs / "read_only"):
     pytest.skip("no read-only tmpfs here (mounting needs root)")
   cases = [c for c in TRAIN_CASES if c[1] in ("read_only", "read_only_new")]
-  broken = run_cases("experiments.train", cases, tmp_path, runs)
+  broken = run_cases("experiments.train", cases, tmp_path, runs, corpus_path)
   assert len(cases) == 2 and not broken, "\n".join(broken)
 
 
-def test_bad_generate_inputs(tmp_path, runs):
+def test_bad_generate_inputs(tmp_path, runs, corpus_path):
   assert len({c[0] for c in GENERATE_CASES}) == len(GENERATE_CASES)
-  broken = run_cases("experiments.generate", GENERATE_CASES, tmp_path, runs)
+  broken = run_cases("experiments.generate", GENERATE_CASES, tmp_path, runs, corpus_path)
   assert not broken, "\n".join(broken)
