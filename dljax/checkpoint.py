@@ -4,15 +4,45 @@ Each checkpoint holds the state pytree and a JSON `meta` item. `meta["identity"]
 experiment wrote it (task, model, environment...): a WORKDIR holding another experiment's
 checkpoints is refused rather than overwritten. Tasks may add more (a language model's vocabulary),
 so that a checkpoint directory alone is enough to use the model.
+
+Nothing on disk is ever deleted here but by orbax's keep-the-last-k: a checkpoint that cannot be
+read is moved to WORKDIR/corrupt_checkpoints/ when an older one can be resumed from instead, and a
+save that fails (disk full) leaves the previous checkpoints as they were.
 """
 
+import contextlib
+import errno
 import json
+import logging
 import os
+import sys
 
 import jax
 import orbax.checkpoint as ocp
 
-from dljax.errors import CheckpointMismatchError, DljaxError
+from dljax.errors import CheckpointMismatchError, DljaxError, UnreadableCheckpointError
+
+
+def _not_reported_elsewhere(record: logging.LogRecord) -> bool:
+  """Orbax logs each failure of its background writes with a traceback (dozens of lines for a
+  full disk), and asyncio logs the sibling writes that failed with it, before orbax raises the
+  failure from save or wait, where `Checkpointer` reports it: drop those copies."""
+  from_orbax = f"{os.sep}orbax{os.sep}" in record.pathname
+  return not (record.exc_info and (from_orbax or _disk_full(record.exc_info[1])))
+
+
+def _drop_closed_loop_noise(unraisable, previous=sys.unraisablehook):
+  """After a failed save, tensorstore completes the writes still in flight and calls back into
+  orbax's event loop, already closed: a traceback each, for nothing the failure does not say."""
+  if not (
+    isinstance(unraisable.exc_value, RuntimeError) and "loop is closed" in str(unraisable.exc_value)
+  ):
+    previous(unraisable)
+
+
+logging.getLogger("absl").addFilter(_not_reported_elsewhere)
+logging.getLogger("asyncio").addFilter(_not_reported_elsewhere)
+sys.unraisablehook = _drop_closed_loop_noise
 
 
 class Checkpointer:
@@ -20,6 +50,7 @@ class Checkpointer:
     self.directory = os.path.abspath(directory)
     # Compared with what JSON gives back, so tuples must already be lists.
     self.identity = json.loads(json.dumps(identity))
+    self._saving = None  # the step of the save in flight
     self._manager = ocp.CheckpointManager(
       self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
     )
@@ -32,6 +63,46 @@ class Checkpointer:
     those an asynchronous save is still writing."""
     return sorted(ocp.path.step.checkpoint_steps(self.directory))
 
+  def restore_newest(self, abstract_state) -> tuple[int | None, object]:
+    """`(step, state)` of the newest checkpoint that reads back into `abstract_state`'s shapes,
+    dtypes and shardings; `(None, None)` when there is none.
+
+    Newer checkpoints that cannot be read (corrupt, half-written) are moved aside, each named on
+    stderr, when an older one can be resumed from. If none can be read, nothing is moved and the
+    newest one's error is raised: a cause common to all of them (say, a code change) must not
+    make a run start over.
+    """
+    steps = self.committed_steps()
+    unreadable = []
+    for step in reversed(steps):
+      try:
+        self.check_identity(step)
+        state = self.restore(step, abstract_state)
+      except UnreadableCheckpointError as e:
+        unreadable.append((step, e))
+        continue
+      for bad_step, error in unreadable:
+        self._move_aside(bad_step, error, step)
+      return step, state
+    if unreadable:
+      raise unreadable[0][1]
+    return None, None
+
+  def _move_aside(self, step: int, error: UnreadableCheckpointError, resume_step: int):
+    base = os.path.join(os.path.dirname(self.directory), "corrupt_checkpoints", str(step))
+    aside, copies = base, 1
+    while os.path.exists(aside):  # an earlier corrupt checkpoint of the same step
+      copies += 1
+      aside = f"{base}.{copies}"
+    os.makedirs(os.path.dirname(aside), exist_ok=True)
+    os.rename(os.path.join(self.directory, str(step)), aside)
+    self._manager.reload()
+    print(
+      f"warning: the checkpoint for step {step} cannot be read ({error.reason}); moved it to "
+      f"{aside} and resuming from step {resume_step}",
+      file=sys.stderr,
+    )
+
   def read_meta(self, step: int) -> dict:
     try:
       return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
@@ -43,9 +114,9 @@ class Checkpointer:
     meta = self.read_meta(step)
     if meta.get("identity") != self.identity:
       raise CheckpointMismatchError(
-        f"{self.directory} holds checkpoints of a different experiment:\n"
-        f"  found:    {meta.get('identity')}\n  expected: {self.identity}\n"
-        f"Nothing was overwritten. Use another --workdir, or delete that directory to start over."
+        f"{self.directory} holds checkpoints of a different experiment (found "
+        f"{meta.get('identity')}, expected {self.identity}); nothing was overwritten: use another "
+        f"--workdir, or delete that directory to start over"
       )
     return meta
 
@@ -74,23 +145,59 @@ class Checkpointer:
   def save(self, step: int, state, meta: dict | None = None, wait: bool = False):
     meta = {"identity": self.identity, **(meta or {})}
     # Orbax copies device arrays to host before save() returns, so the caller may donate `state`.
-    self._manager.save(
-      step,
-      args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-    )
+    # It writes in a background thread: a failed write surfaces here at the next save, or in wait.
+    with self._failed_save_reported():
+      self._manager.save(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+      )
+    self._saving = step
     if wait:
       self.wait()
 
   def wait(self):
-    self._manager.wait_until_finished()
+    with self._failed_save_reported():
+      self._manager.wait_until_finished()
 
-  def _unreadable(self, step: int, error: Exception) -> DljaxError:
-    return DljaxError(
-      f"the checkpoint for step {step} in {self.directory} cannot be read "
-      f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+  @contextlib.contextmanager
+  def _failed_save_reported(self):
+    """A full disk (orbax wraps the OSError in its own errors) becomes a one-line error."""
+    try:
+      yield
+    except Exception as e:
+      if not _disk_full(e):
+        raise
+      done = [s for s in self.committed_steps() if s != self._saving]
+      previous = f"the previous checkpoint (step {done[-1]})" if done else "no earlier checkpoint"
+      raise DljaxError(
+        f"the disk is full: saving the checkpoint for step {self._saving} in {self.directory} "
+        f"failed (no space left on device); {previous} is intact. Free some space (or move WORKDIR to a "
+        f"bigger disk), then rerun the same command to resume."
+      ) from e
+
+  def _unreadable(self, step: int, error: Exception) -> UnreadableCheckpointError:
+    reason = f"{type(error).__name__}: {_first_line(error)}"
+    return UnreadableCheckpointError(
+      f"the checkpoint for step {step} in {self.directory} cannot be read ({reason}). "
       f"Nothing was deleted. Move {os.path.join(self.directory, str(step))} aside to resume from "
-      f"the previous checkpoint, or use a fresh --workdir."
+      f"the previous checkpoint, or use a fresh --workdir.",
+      reason,
     )
+
+
+def _first_line(error: Exception) -> str:
+  return str(error).splitlines()[0] if str(error) else ""
+
+
+def _disk_full(error: BaseException | None) -> bool:
+  """Whether `error` or an error it was raised from says the disk or quota is full."""
+  while error is not None:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+      return True
+    if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
 
 
 def abstract_like(init_fn, sharding) -> object:

@@ -1,10 +1,12 @@
 """Command-line plumbing shared by the entry scripts: flag parsing and error reporting.
 
 Bad input must end in one readable line, not a traceback: absl's flag errors, ml_collections'
-unknown-key errors (a raw AttributeError from deep inside flag parsing) and `DljaxError`s all
-become `error: ...` on stderr and exit status 2.
+unknown-key errors (a raw AttributeError from deep inside flag parsing), config files that are
+missing or not Python, `DljaxError`s and a full disk all become `error: ...` on stderr and exit
+status 2.
 """
 
+import errno
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -54,17 +56,32 @@ def _bad_override(argv: list[str]) -> str:
   return "a --config.KEY=VALUE override is invalid"
 
 
+def _last_line(text: str) -> str:
+  return text.strip().splitlines()[-1].strip() if text.strip() else ""
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """Parses `argv` into absl's FLAGS; on bad input prints one error line and exits with 2."""
   try:
-    return flags.FLAGS(argv)
+    argv = flags.FLAGS(argv)
+    if "config" in flags.FLAGS:  # config_flags keeps a load error until the config is read
+      flags.FLAGS.config.get("task")
+    return argv
+  except OSError as e:  # no such config file (the first error says which)
+    while e.__cause__ is not None:
+      e = e.__cause__
+    message = f"cannot load --config: {_last_line(str(e))}"
+  except SyntaxError as e:
+    message = f"cannot load --config: {e.filename} is not a Python config file ({e.msg})"
   except flags.Error as e:
     message = str(e)
   except (AttributeError, KeyError) as e:  # ml_collections: the override names no field
     del e
     message = _bad_override(argv)
-  except ValueError as e:  # e.g. an unknown config variant raised by get_config
+  except ValueError as e:
     message = str(e)
+  if "Traceback (most recent call last)" in message:  # config_flags quotes get_config's error
+    message = f"cannot load --config: {_last_line(message).split(': ', 1)[-1]}"
   print(f"error: {message}", file=sys.stderr)
   sys.exit(2)
 
@@ -79,4 +96,18 @@ def run_main(main: Callable[[list[str]], None], argv: list[str] | None = None):
     sys.exit(e.exit_code)
   except DljaxError as e:
     print(f"\nerror: {e}", file=sys.stderr)
+    sys.exit(2)
+  except OSError as e:
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+      raise
+    # A figure or log written after the failed write that matters (a checkpoint's) fails too:
+    # report the first.
+    first = e.__context__
+    while first is not None and not isinstance(first, DljaxError):
+      first = first.__context__
+    message = first or (
+      f"the disk is full ({e.strerror}: {e.filename}); nothing already saved was lost: free "
+      f"some space, then rerun the same command to resume"
+    )
+    print(f"\nerror: {message}", file=sys.stderr)
     sys.exit(2)

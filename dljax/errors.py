@@ -17,6 +17,14 @@ class CheckpointMismatchError(DljaxError):
   """WORKDIR holds checkpoints that belong to another experiment."""
 
 
+class UnreadableCheckpointError(DljaxError):
+  """A checkpoint on disk cannot be read back (corrupt or half-written); `reason` says why."""
+
+  def __init__(self, message: str, reason: str):
+    super().__init__(message)
+    self.reason = reason
+
+
 class TrainingInterrupted(Exception):
   """SIGINT/SIGTERM arrived; a checkpoint was saved and the run can be resumed."""
 
@@ -28,3 +36,8 @@ class TrainingInterrupted(Exception):
 def unknown_name(kind: str, name: str, known) -> DljaxError:
   """The error for a name that is not in a registry, listing the known names."""
   return DljaxError(f"unknown {kind} {name!r}; known {kind}s: {', '.join(sorted(known))}")
+
+
+def bad_value(name: str, value, rule: str) -> DljaxError:
+  """The error for config value `name` that breaks `rule` (e.g. "at least 1")."""
+  return DljaxError(f"{name}={value!r} is invalid: it must be {rule}; set --config.{name}")

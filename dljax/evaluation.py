@@ -6,15 +6,19 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dljax import parallel
+from dljax.errors import bad_value
 
 
 def _batch_size(batch) -> int:
   return jax.tree.leaves(batch)[0].shape[0]
 
 
-def eval_batches(arrays: dict, batch_size: int, mesh) -> list[dict]:
+def eval_batches(arrays: dict, batch_size: int, mesh, name: str = "eval_batch_size") -> list[dict]:
   """`arrays` (equal leading size) cut into device-resident batches, split over the mesh where
-  the batch size allows it (a last, smaller batch may stay replicated)."""
+  the batch size allows it (a last, smaller batch may stay replicated). `name`: the config field
+  `batch_size` comes from, for the error."""
+  if batch_size < 1:
+    raise bad_value(name, batch_size, "at least 1")
   n = _batch_size(arrays)
   batches = []
   for start in range(0, n, batch_size):

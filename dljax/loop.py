@@ -177,13 +177,10 @@ class _Run:
       os.path.join(workdir, "checkpoints"), exp.identity, keep=config.keep_checkpoints
     )
     replicated = NamedSharding(exp.mesh, P())
-    self.resume_step = self.checkpointer.latest_step()
-    if self.resume_step is not None:
-      self.checkpointer.check_identity(self.resume_step)
-      self.state = self.checkpointer.restore(
-        self.resume_step, abstract_like(exp.init_state, replicated)
-      )
-    else:
+    self.resume_step, self.state = self.checkpointer.restore_newest(
+      abstract_like(exp.init_state, replicated)
+    )
+    if self.resume_step is None:
       self.state = jax.jit(exp.init_state, out_shardings=replicated)()
     self.step = self.last_saved = self.resume_step or 0
     t0 = time.perf_counter()

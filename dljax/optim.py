@@ -4,13 +4,34 @@ import jax
 import ml_collections
 import optax
 
-from dljax.errors import DljaxError, unknown_name
+from dljax.errors import DljaxError, bad_value, unknown_name
 
 SCHEDULES = ("constant", "cosine", "linear")
 OPTIMIZERS = ("adamw", "adam", "sgd")
+# field: (whether a value is valid, the rule the error states)
+_RANGES = {
+  "learning_rate": (lambda v: v >= 0, "at least 0"),
+  "warmup_steps": (lambda v: v >= 0, "at least 0"),
+  "decay_steps": (lambda v: v >= 0, "at least 0 (0: the whole run)"),
+  "end_learning_rate_factor": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+  "b1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+  "b2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+  "momentum": (lambda v: 0 <= v < 1, "in [0, 1) (0: none)"),
+  "weight_decay": (lambda v: v >= 0, "at least 0"),
+  "grad_clip_norm": (lambda v: v >= 0, "at least 0 (0: no clipping)"),
+}
 
 
-def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+def check_ranges(cfg: ml_collections.ConfigDict, name: str = "optimizer"):
+  """Refuses values that would train backwards or blow up (`name`: the block's config path)."""
+  for field, (valid, rule) in _RANGES.items():
+    if field in cfg and not valid(cfg[field]):
+      raise bad_value(f"{name}.{field}", cfg[field], rule)
+
+
+def make_schedule(
+  cfg: ml_collections.ConfigDict, total_steps: int, name: str = "optimizer"
+) -> optax.Schedule:
   """Linear warmup to `learning_rate`, then constant, cosine or linear decay.
 
   Decay runs over `decay_steps` (0: the whole run) down to
@@ -22,7 +43,7 @@ def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Sch
   decay_steps = cfg.get("decay_steps", 0) or total_steps
   if warmup >= decay_steps and cfg.schedule != "constant":
     raise DljaxError(
-      f"optimizer.warmup_steps={warmup} must be smaller than the decay length "
+      f"{name}.warmup_steps={warmup} must be smaller than the decay length "
       f"({decay_steps} steps); lower it or train longer"
     )
   end = peak * cfg.get("end_learning_rate_factor", 0.0)
@@ -44,10 +65,12 @@ def matrices_only(params):
 
 
 def make_optimizer(
-  cfg: ml_collections.ConfigDict, total_steps: int
+  cfg: ml_collections.ConfigDict, total_steps: int, name: str = "optimizer"
 ) -> optax.GradientTransformation:
-  """The optimizer named by `cfg.name`, with its schedule and optional global-norm clipping."""
-  lr = make_schedule(cfg, total_steps)
+  """The optimizer named by `cfg.name`, with its schedule and optional global-norm clipping
+  (`name`: the block's config path, for error messages)."""
+  check_ranges(cfg, name)
+  lr = make_schedule(cfg, total_steps, name)
   if cfg.name == "adamw":
     opt = optax.adamw(
       lr,

@@ -11,7 +11,7 @@ import jax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from dljax.errors import DljaxError
+from dljax.errors import DljaxError, bad_value
 
 DATA_AXIS = "data"
 
@@ -36,7 +36,8 @@ def setup_devices(cpu_devices: int = 0, distributed: bool = False, xla_optimizat
   if distributed:
     jax.distributed.initialize()
   n = cpu_devices or min(os.cpu_count() or 1, 8)
-  jax.config.update("jax_num_cpu_devices", n)
+  if jax.config.jax_num_cpu_devices != n:  # JAX refuses any update once a backend is up
+    jax.config.update("jax_num_cpu_devices", n)
 
 
 def make_data_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
@@ -73,6 +74,8 @@ def needs_bounded_dispatch(mesh: jax.sharding.Mesh) -> bool:
 
 
 def check_batch_divisible(batch_size: int, mesh: jax.sharding.Mesh):
+  if batch_size < 1:
+    raise bad_value("batch_size", batch_size, f"a positive multiple of the {mesh.size} devices")
   if batch_size % mesh.size:
     raise DljaxError(
       f"batch_size={batch_size} is not divisible by the {mesh.size} devices of the "

@@ -37,6 +37,7 @@ _NUM = flags.DEFINE_integer("num", None, "Images to sample from an image model (
 _NPY = flags.DEFINE_bool("npy", False, "Also save the images as a .npy array beside the PNG.")
 _OUT = flags.DEFINE_string("out", None, "PNG file for the images (default WORKDIR/generated.png).")
 flags.mark_flags_as_required(["workdir"])
+MAX_IMAGES = 10_000  # 10,000 MNIST-sized images take 31 MB as float32; 1e8 crashed the host
 
 
 def write_images(checkpointer, step: int, meta: dict):
@@ -48,8 +49,6 @@ def write_images(checkpointer, step: int, meta: dict):
   from dljax.tasks import task_module
 
   num = 64 if _NUM.value is None else _NUM.value
-  if num < 1:
-    raise DljaxError(f"--num must be at least 1 (images to sample), got {num}")
   images = task_module(meta["sampler"]).sample_images(
     checkpointer.restore_raw(step), meta, jax.random.PRNGKey(_SEED.value), num
   )
@@ -64,7 +63,8 @@ def write_images(checkpointer, step: int, meta: dict):
 
 
 def check_generation_options():
-  """Refuses options that would sample nothing sensible (NaN logits, an empty filter)."""
+  """Refuses options that would sample nothing sensible (NaN logits, an empty filter) or that
+  could not be written (--out), before anything is loaded."""
   if not (math.isfinite(_TEMPERATURE.value) and _TEMPERATURE.value >= 0):
     raise DljaxError(
       f"--temperature must be a finite number >= 0 (0: greedy), got {_TEMPERATURE.value}"
@@ -75,6 +75,20 @@ def check_generation_options():
     raise DljaxError(f"--top_p must be in [0, 1] (0: off), got {_TOP_P.value}")
   if _NUM_TOKENS.value < 1:
     raise DljaxError(f"--num_tokens must be at least 1, got {_NUM_TOKENS.value}")
+  if _NUM.value is not None and _NUM.value < 1:
+    raise DljaxError(f"--num must be at least 1 (images to sample), got {_NUM.value}")
+  if _NUM.value is not None and _NUM.value > MAX_IMAGES:
+    raise DljaxError(
+      f"--num must be at most {MAX_IMAGES} (one grid in memory), got {_NUM.value}; sample more "
+      f"in several runs with different --seed"
+    )
+  if _OUT.value is not None:
+    if not _OUT.value.endswith(".png"):
+      raise DljaxError(f"--out must name a .png file, got {_OUT.value!r}")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(_OUT.value))):
+      raise DljaxError(
+        f"--out {_OUT.value}: its directory does not exist; create it or pick another path"
+      )
 
 
 def main(argv):

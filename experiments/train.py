@@ -6,6 +6,7 @@
 Running the same command again resumes from the newest checkpoint in DIR.
 """
 
+import contextlib
 import time
 
 START_TIME = time.time()  # "wall time" counts from here, before the heavy imports
@@ -13,7 +14,8 @@ START_TIME = time.time()  # "wall time" counts from here, before the heavy impor
 from absl import flags, logging
 from ml_collections import config_flags
 
-from dljax import cli
+from dljax import cli, workdir_lock
+from dljax.config_checks import check_shared_config
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Experiment config: experiments/configs/NAME.py[:VARIANT].", lock_config=True
@@ -28,10 +30,18 @@ def main(argv):
   from dljax import parallel
 
   config = _CONFIG.value
+  check_shared_config(config)
   parallel.setup_devices(config.cpu_devices, config.distributed, config.xla_optimization_level)
+  import jax
+
   from dljax.tasks import train
 
-  summary = train(config, _WORKDIR.value, start_time=START_TIME)
+  # The processes of a multi-process job share WORKDIR: process 0 claims it for all of them.
+  # (jax.process_index() starts the backend: not before the task's set-up when not needed.)
+  first = not config.distributed or jax.process_index() == 0
+  claim = workdir_lock.hold if first else contextlib.nullcontext
+  with claim(_WORKDIR.value):
+    summary = train(config, _WORKDIR.value, start_time=START_TIME)
   final = " ".join(
     f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["final"].items()
   )

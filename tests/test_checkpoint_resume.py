@@ -1,10 +1,11 @@
-"""Checkpoints: round trip, resume after SIGKILL bitwise equal, SIGTERM, refusal of foreign or
-corrupt checkpoints, NaN stops with the last good checkpoint kept."""
+"""Checkpoints: round trip, resume after SIGKILL bitwise equal, SIGTERM, refusal of unreadable
+checkpoints (moved aside when an older one can be resumed from), a full disk while
+saving, NaN stops with the last good checkpoint kept. (A WORKDIR of another experiment: see
+test_cli_errors.py.)"""
 
 import json
 import os
 import pathlib
-import shutil
 import signal
 import subprocess
 import sys
@@ -163,27 +164,100 @@ def test_second_signal_during_a_hung_step_exits_at_once_naming_the_checkpoint(tm
   assert "run the same command again to resume" in err and "Traceback" not in err
 
 
-def test_workdir_of_another_model_is_refused_and_left_alone(tmp_path):
-  assert train_cli(tmp_path, "--config.num_steps=10", "--config.quiet=True").returncode == 0
-  before = sorted(os.listdir(tmp_path / "checkpoints"))
-  other = train_cli(tmp_path, "--config.model.dense=16", "--config.quiet=True")
-  assert other.returncode == 2
-  assert "different experiment" in other.stderr and "Traceback" not in other.stderr
-  assert sorted(os.listdir(tmp_path / "checkpoints")) == before
+def corrupt(step_dir: pathlib.Path, how: str):
+  """Overwrites a checkpoint's array files with garbage, or cuts every file of it to half its
+  size (a write that stopped half way on a file system without atomic renames)."""
+  for path in (step_dir / "state").rglob("*"):
+    if path.is_file():
+      if how == "garbage" and ("manifest" in path.name or path.parent.name == "d"):
+        path.write_bytes(b"garbage")
+      elif how == "half_written":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def test_corrupt_checkpoint_is_reported_not_deleted(tmp_path):
+def test_only_checkpoint_unreadable_is_reported_and_nothing_moved(tmp_path):
   assert train_cli(tmp_path, "--config.num_steps=10", "--config.quiet=True").returncode == 0
-  state_dir = tmp_path / "checkpoints" / "10" / "state"
-  for root, _, files in os.walk(state_dir):
-    for f in files:
-      if "manifest" in f or f.endswith(".data") or "ocdbt" in root:
-        pathlib.Path(root, f).write_bytes(b"garbage")
-  shutil.rmtree(tmp_path / "checkpoints" / "10" / "state" / "d", ignore_errors=True)
+  corrupt(tmp_path / "checkpoints" / "10", "garbage")
   out = train_cli(tmp_path, "--config.num_steps=20", "--config.quiet=True")
   assert out.returncode == 2, out.stderr
-  assert "cannot be read" in out.stderr and "Nothing was deleted" in out.stderr
+  lines = out.stderr.strip().splitlines()
+  assert len(lines) == 1 and "cannot be read" in lines[0] and "Nothing was deleted" in lines[0]
   assert (tmp_path / "checkpoints" / "10").exists()
+  assert not (tmp_path / "corrupt_checkpoints").exists()  # no older one to resume from
+
+
+def test_unreadable_newest_checkpoints_are_moved_aside_and_the_run_resumes_before_them(tmp_path):
+  args = ["--config.num_steps=40", "--config.quiet=True"]  # checkpoints at 10, 20, 30, 40
+  assert train_cli(tmp_path, *args).returncode == 0
+  final = json.loads((tmp_path / "summary.json").read_text())["final"]
+  state = saved_state(tmp_path, 40)
+  corrupt(tmp_path / "checkpoints" / "40", "garbage")
+  corrupt(tmp_path / "checkpoints" / "30", "half_written")
+  out = train_cli(tmp_path, *args)
+  assert out.returncode == 0, out.stderr
+  warnings = [l for l in out.stderr.splitlines() if l.startswith("warning:")]
+  corrupt_dir = tmp_path / "corrupt_checkpoints"
+  assert len(warnings) == 2 and all("cannot be read" in w for w in warnings), out.stderr
+  assert f"moved it to {corrupt_dir / '40'} and resuming from step 20" in warnings[0]
+  assert f"moved it to {corrupt_dir / '30'} and resuming from step 20" in warnings[1]
+  assert sorted(os.listdir(corrupt_dir)) == ["30", "40"]  # kept, not deleted
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert summary["resumed_from_step"] == 20 and summary["final"] == final
+  assert_trees_equal(saved_state(tmp_path, 40), state)  # as if nothing had happened
+
+
+DISK_RUN = ["--config.num_steps=100", "--config.checkpoint_every_steps=20", "--config.quiet=True"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 16 MB tmpfs (mounting needs root, as in this project's CI)."""
+  mount = tmp_path / "disk"
+  mount.mkdir()
+  made = subprocess.run(
+    ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+    capture_output=True,
+    check=False,
+  )
+  if made.returncode:
+    pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+  yield mount
+  subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_disk_full_while_checkpointing_is_one_line_and_the_rerun_resumes(small_disk):
+  workdir = small_disk / "run"
+  proc = start_module(
+    "experiments.train",
+    f"--config={SMOKE}",
+    f"--workdir={workdir}",
+    *DISK_RUN,
+    text=True,
+    stderr=subprocess.PIPE,
+  )
+  try:
+    signal_after_checkpoint(proc, workdir, 20, 0)  # signal 0 sends nothing: waits for step 20
+    with open(small_disk / "filler", "wb", buffering=0) as f:  # fill the disk to the last byte
+      for size in (1 << 20, 4096, 1):
+        try:
+          while True:
+            f.write(b"\0" * size)
+        except OSError:
+          pass
+    _, err = proc.communicate(timeout=120)
+  finally:
+    proc.kill()  # only if the test failed
+  assert proc.returncode == 2, err
+  lines = err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: the disk is full"), err
+  saved = Checkpointer(str(workdir / "checkpoints"), identity={}).committed_steps()
+  assert saved and f"previous checkpoint (step {saved[-1]}) is intact" in lines[0]
+  saved_state(workdir, saved[-1])  # reads back
+  (small_disk / "filler").unlink()
+  resumed = train_cli(workdir, *DISK_RUN)
+  assert resumed.returncode == 0, resumed.stderr
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert summary["resumed_from_step"] == saved[-1] and summary["steps"] == 100
 
 
 def test_nan_loss_stops_names_the_step_and_keeps_good_checkpoints(tmp_path):

@@ -7,7 +7,7 @@ import optax
 from dljax.data import load_image_dataset
 from dljax.data.augment import augment
 from dljax.data.device_feed import DeviceDataset
-from dljax.errors import DljaxError
+from dljax.errors import DljaxError, bad_value
 from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.loop import Experiment
 from dljax.models import build_model
@@ -45,6 +45,8 @@ def build_experiment(config, mesh) -> Experiment:
       f"dataset {config.dataset!r} has no labels to classify; use a labelled one "
       f"(--config.dataset=mnist5k, mnist, fashion_mnist, cifar10)"
     )
+  if config.augment.crop_pad < 0:
+    raise bad_value("augment.crop_pad", config.augment.crop_pad, "at least 0 (0: no cropping)")
   model = build_model(
     config.model.name,
     num_classes=data.num_classes,

@@ -130,8 +130,8 @@ def build_experiment(config, mesh) -> Experiment:
     {"image": data.train_images * 2.0 - 1.0}, config.batch_size, config.seed, mesh
   )
   num_steps = config.num_steps
-  gen_tx = make_optimizer(config.gen.optimizer, num_steps)
-  disc_tx = make_optimizer(config.disc.optimizer, num_steps)
+  gen_tx = make_optimizer(config.gen.optimizer, num_steps, "gen.optimizer")
+  disc_tx = make_optimizer(config.disc.optimizer, num_steps, "disc.optimizer")
 
   def init_state():
     gen_key, disc_key = jax.random.split(jax.random.PRNGKey(config.seed))

@@ -22,7 +22,7 @@ from dljax.data.text import (
   next_token_loss,
   sample_windows,
 )
-from dljax.errors import DljaxError
+from dljax.errors import DljaxError, bad_value
 from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.generation import generate
 from dljax.loop import Experiment
@@ -86,6 +86,15 @@ def build_experiment(config, mesh) -> Experiment:
   data = load_text_dataset(
     config.dataset, data_dir=config.data_dir or None, download=config.tfds_download
   )
+  for name, valid, rule in (
+    ("block_size", config.block_size >= 1, "at least 1"),
+    ("eval_windows", config.eval_windows >= 1, "at least 1"),
+    ("sample_tokens", config.sample_tokens >= 0, "at least 0 (0: no samples)"),
+    ("sample_temperature", config.sample_temperature >= 0, "at least 0 (0: greedy)"),
+    ("sample_top_k", config.sample_top_k >= 0, "at least 0 (0: every character)"),
+  ):
+    if not valid:
+      raise bad_value(name, config[name], rule)
   for split, tokens in (("training", data.train), ("validation", data.val)):
     if config.block_size >= len(tokens):
       raise DljaxError(

@@ -149,7 +149,7 @@ def build_experiment(config, mesh) -> Experiment:
     < data.test_images
   ).astype(np.float32)
   elbo_batches = eval_batches({"image": test_images}, config.eval_batch_size, mesh)
-  iw_batches = eval_batches({"image": test_images}, config.iw_batch_size, mesh)
+  iw_batches = eval_batches({"image": test_images}, config.iw_batch_size, mesh, "iw_batch_size")
   eval_step = make_eval_step(vae_loss)
   iw_step = make_eval_step(make_iw_loss(config.iw_samples))
   eval_rng = jax.random.PRNGKey(config.seed + 1)
