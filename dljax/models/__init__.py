@@ -16,6 +16,7 @@ from dljax.errors import DljaxError, unknown_name
 from dljax.models.cnn import CNN
 from dljax.models.dcgan import Discriminator, Generator
 from dljax.models.gpt import build_gpt
+from dljax.models.mixer import MlpMixer
 from dljax.models.mlp import MLP
 from dljax.models.resnet import ResNet18, ResNet20
 from dljax.models.rl import ActorCritic, QNetwork
@@ -36,6 +37,7 @@ MODELS = {
   "dcgan_discriminator": Discriminator,
   "vae_mlp": MLPVAE,
   "vae_conv": ConvVAE,
+  "mlp_mixer": MlpMixer,
 }
 
 
