@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -160,6 +161,37 @@ def test_rnn_stepwise_matches_scanned(cell_type):
   first, carry = model.apply(params, tokens[:, :3], carry=initial)
   rest, _ = model.apply(params, tokens[:, 3:], carry=carry)
   np.testing.assert_allclose(jnp.concatenate([first, rest], axis=1), scanned, atol=1e-5)
+
+
+class Bigram(nn.Module):
+  """A model generation.py has never heard of: next-token logits from the last token alone."""
+
+  vocab_size: int
+
+  @nn.compact
+  def __call__(self, tokens):
+    return nn.Embed(self.vocab_size, self.vocab_size)(tokens)
+
+  def prefill(self, prompt, num_tokens):
+    return self(prompt)[:, -1], jnp.zeros((), jnp.int32)  # state: tokens fed so far
+
+  def decode_step(self, fed, token):
+    return self(token), fed + 1
+
+
+def test_a_new_model_with_the_protocol_samples_through_generate():
+  model = Bigram(VOCAB)
+  params = init(model, seed=2, scale=10.0)
+  table = params["params"]["Embed_0"]["embedding"]
+  prompt = random_tokens((2, 3))
+  expected, token = [], prompt[:, -1]
+  for _ in range(6):
+    token = jnp.argmax(table[token], -1)
+    expected.append(token)
+  generated = generate(model, params, prompt, 6, jax.random.key(0), temperature=0.0)
+  np.testing.assert_array_equal(generated, jnp.stack(expected, axis=1))
+  with pytest.raises(TypeError, match="prefill and decode_step"):
+    generate(nn.Dense(VOCAB), {}, prompt, 6, jax.random.key(0))
 
 
 def test_rnn_greedy_generation_matches_full_forward():
