@@ -1,5 +1,5 @@
 """The "add a model" walkthrough (docs/add_a_model.md) stays true: its own command trains the
-model it adds, and the model lives in the files the page names and in no other."""
+model it adds, and the model's code lives in the files the page names and in no other."""
 
 import json
 import os
@@ -47,7 +47,8 @@ def test_the_model_lives_only_in_the_files_the_page_names():
   ).stdout.split()
   mentions = set()
   for path in tracked:
-    if path.startswith(("docs/", "tests/")) or not os.path.isfile(os.path.join(REPO, path)):
+    prose = path.startswith(("docs/", "tests/")) or path.endswith(".md")  # README may link it
+    if prose or not os.path.isfile(os.path.join(REPO, path)):
       continue
     with open(os.path.join(REPO, path), encoding="utf-8", errors="replace") as f:
       if re.search(r"mixer", f.read(), flags=re.IGNORECASE):
