@@ -79,7 +79,8 @@ def lstm_flops(model: RNNLM, batch: int, length: int) -> int:
 
 
 def gpt_flops(model: GPT, batch: int, length: int) -> int:
-  tokens, width = batch * length, model.n_embd
+  config = model.config
+  tokens, width = batch * length, config.n_embd
   projections = (
     matmul(tokens, width, 3 * width)  # query, key, value
     + matmul(tokens, width, width)  # attention output
@@ -88,7 +89,7 @@ def gpt_flops(model: GPT, batch: int, length: int) -> int:
   )
   # Scores q k^T and the weighted sum of values, each 2 * length * width per token forward.
   attention = 3 * 2 * (2 * tokens * length * width)
-  return model.n_layer * (projections + attention) + matmul(tokens, width, model.vocab_size)
+  return config.n_layer * (projections + attention) + matmul(tokens, width, config.vocab_size)
 
 
 def analytic_train_flops(model, batch: int, input_shape: tuple) -> int:

@@ -180,15 +180,8 @@ def twin(model, input_shape: tuple) -> nn.Module:
   if isinstance(model, FlaxRNNLM) and model.cell_type == "lstm":
     return LSTMLM(model.vocab_size, model.hidden_size, model.num_layers, model.dropout)
   if isinstance(model, FlaxGPT):
-    return GPT(
-      model.vocab_size,
-      model.block_size,
-      model.n_layer,
-      model.n_head,
-      model.n_embd,
-      model.dropout,
-      model.bias,
-    )
+    c = model.config
+    return GPT(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.n_embd, c.dropout, c.bias)
   raise TypeError(f"no PyTorch twin of {type(model).__name__}")
 
 

@@ -209,15 +209,10 @@ def _vision(name: str, config, image_shape: tuple, batch_size: int, mesh) -> Wor
   from dljax.models import build_model
   from dljax.optim import make_optimizer
   from dljax.precision import dtype_kwargs
-  from dljax.tasks.classification import classification_loss, model_kwargs
+  from dljax.tasks.classification import classification_loss
   from dljax.train_state import init_model_state
 
-  model = build_model(
-    config.model.name,
-    num_classes=10,
-    **model_kwargs(config),
-    **dtype_kwargs(config.model.name, config.dtype),
-  )
+  model = build_model(config.model, num_classes=10, **dtype_kwargs(config.model.name, config.dtype))
   tx = make_optimizer(config.optimizer, schedule_steps(config))
   rng = np.random.default_rng(0)
   batch = {
@@ -235,12 +230,13 @@ def _language_model(name: str, config, batch_size: int, mesh) -> Workload:
   import jax
   import jax.numpy as jnp
 
+  from dljax.models import build_model
   from dljax.optim import make_optimizer
-  from dljax.tasks.language_model import build_from_spec, lm_loss, model_spec
+  from dljax.tasks.language_model import language_model_spec, lm_loss
   from dljax.train_state import init_model_state
 
   vocab_size = config.get("vocab_size", CHAR_VOCAB)
-  model = build_from_spec(model_spec(config, vocab_size))
+  model = build_model(language_model_spec(config, vocab_size))
   tx = make_optimizer(config.optimizer, schedule_steps(config))
   windows = np.random.default_rng(0).integers(0, vocab_size, (batch_size, config.block_size + 1))
   windows = windows.astype(np.int32)

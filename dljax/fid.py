@@ -148,8 +148,7 @@ def load_feature_extractor(workdir: str, batch_size: int = 500) -> FeatureExtrac
     )
   raw = checkpointer.restore_raw(step)
   params = raw["params"]
-  kwargs = {k: v for k, v in identity["model"].items() if k != "name"}
-  model = build_model("cnn", num_classes=params["Dense_1"]["bias"].shape[0], **kwargs)
+  model = build_model(identity["model"], num_classes=params["Dense_1"]["bias"].shape[0])
   variables = {"params": params, **(raw.get("mutable") or {})}
   return FeatureExtractor(model, variables, _input_shape(model, params), workdir, batch_size)
 

@@ -1,28 +1,39 @@
-"""Autoregressive sampling from the sequence models, as one jitted ``lax.scan``.
+"""Autoregressive sampling from a sequence model, as one jitted ``lax.scan``.
 
-The prompt is consumed in one call (GPT: prefill of the KV cache; RNN: a scan
-that yields the recurrent carry), then each scan step samples a token and
-feeds it back. For GPT, once the context holds ``block_size`` tokens the window
-slides like nanoGPT's ``idx[:, -block_size:]``: the cache is recomputed from the
-last ``block_size`` tokens, because learned absolute positions make the cached
-keys of a shifted window invalid. Sampling is therefore exactly nanoGPT's, and
-only steps past the first full window pay for a full forward pass.
+A model samples here if it follows :class:`Autoregressive`: ``prefill`` consumes the prompt in
+one call (GPT: fills a KV cache; RNN: scans the prompt into its recurrent carry) and each scan
+step samples a token and feeds it back through ``decode_step``. Nothing here knows a model class:
+a new sequence model plugs in by defining the two methods.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 
-from dljax.models.gpt import GPT, init_kv_cache
-from dljax.models.rnn_lm import RNNLM
+
+@runtime_checkable
+class Autoregressive(Protocol):
+  """The two methods `generate` calls, each through ``model.apply(variables, ..., method=NAME)``.
+
+  The decode state is any pytree the model chooses (a KV cache, a recurrent carry...).
+  """
+
+  def prefill(self, prompt: jax.Array, num_tokens: int) -> tuple[jax.Array, Any]:
+    """``prompt`` (batch, length) int32, before ``num_tokens`` are sampled (a model with a
+    bounded context plans for them) -> (logits (batch, vocab) of the next token, decode state).
+    """
+
+  def decode_step(self, state: Any, token: jax.Array) -> tuple[jax.Array, Any]:
+    """Feeds ``token`` (batch,) int32 -> (logits (batch, vocab) of the token after it, state)."""
 
 
 def generate(
-  model: GPT | RNNLM,
+  model: Autoregressive,
   params,
   prompt_tokens,
   num_tokens: int,
@@ -37,8 +48,6 @@ def generate(
   Returns only the new tokens, shaped (num_tokens,) or (batch, num_tokens).
   ``temperature=0`` is greedy decoding; ``top_k`` keeps the k most likely
   tokens and ``top_p`` the smallest set whose probability reaches p (nucleus).
-  Prompts longer than a GPT's ``block_size`` are cropped to the last
-  ``block_size`` tokens, as in nanoGPT.
   """
   prompt = jnp.asarray(prompt_tokens, dtype=jnp.int32)
   if prompt.ndim not in (1, 2) or prompt.shape[-1] == 0:
@@ -49,12 +58,13 @@ def generate(
     raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
   if top_k is not None and top_k < 1:
     raise ValueError(f"top_k must be >= 1, got {top_k}")
-  if top_k is not None:
-    top_k = min(top_k, model.vocab_size)  # as nanoGPT: k beyond the vocabulary keeps all of it
   if top_p is not None and not 0.0 < top_p <= 1.0:
     raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-  if not isinstance(model, (GPT, RNNLM)):
-    raise TypeError(f"generate supports GPT and RNNLM, got {type(model).__name__}")
+  if not isinstance(model, Autoregressive):
+    raise TypeError(
+      f"generate needs a model with prefill and decode_step methods (dljax.generation."
+      f"Autoregressive); {type(model).__name__} has not both"
+    )
   batched = prompt if prompt.ndim == 2 else prompt[None]
   tokens = _generate(model, params, batched, key, num_tokens, float(temperature), top_k, top_p)
   return tokens if prompt.ndim == 2 else tokens[0]
@@ -62,58 +72,18 @@ def generate(
 
 @functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7))
 def _generate(model, params, prompt, key, num_tokens, temperature, top_k, top_p):
-  if isinstance(model, GPT):
-    state, logits, step = _gpt_decoder(model, params, prompt, num_tokens)
-  else:
-    state, logits, step = _rnn_decoder(model, params, prompt)
+  logits, state = model.apply(params, prompt, num_tokens, method="prefill")
+  if top_k is not None:
+    top_k = min(top_k, logits.shape[-1])  # as nanoGPT: k beyond the vocabulary keeps all of it
 
   def sample_and_feed(carry, step_key):
     state, logits = carry
     token = sample_token(logits, step_key, temperature, top_k, top_p)
-    state, logits = step(state, token)
+    logits, state = model.apply(params, state, token, method="decode_step")
     return (state, logits), token
 
   _, tokens = jax.lax.scan(sample_and_feed, (state, logits), jax.random.split(key, num_tokens))
   return tokens.T
-
-
-def _gpt_decoder(model: GPT, params, prompt, num_tokens):
-  """Prefilled (cache, window) state, next-token logits and the step function of a GPT."""
-  prompt = prompt[:, -model.block_size :]
-  batch_size, prompt_length = prompt.shape
-  logits, cache = model.apply(params, prompt, kv_cache=init_kv_cache(model, batch_size))
-  # The window mirrors the cache contents so a full cache can be rebuilt after sliding.
-  window = jnp.zeros((batch_size, model.block_size), jnp.int32).at[:, :prompt_length].set(prompt)
-
-  def extend(state, token):
-    cache, window = state
-    window = jax.lax.dynamic_update_slice(window, token[:, None], (0, cache.length))
-    logits, cache = model.apply(params, token[:, None], kv_cache=cache)
-    return (cache, window), logits[:, -1]
-
-  def slide(state, token):
-    _, window = state
-    window = jnp.concatenate([window[:, 1:], token[:, None]], axis=1)
-    logits, cache = model.apply(params, window, kv_cache=init_kv_cache(model, batch_size))
-    return (cache, window), logits[:, -1]
-
-  def step(state, token):
-    return jax.lax.cond(state[0].length < model.block_size, extend, slide, state, token)
-
-  # The last sampled token is never fed back, hence the - 1.
-  never_full = prompt_length + num_tokens - 1 <= model.block_size
-  return (cache, window), logits[:, -1], extend if never_full else step
-
-
-def _rnn_decoder(model: RNNLM, params, prompt):
-  """Carry after the prompt, next-token logits and the step function of an RNN LM."""
-  initial = model.apply(params, prompt.shape[0], method=RNNLM.init_carry)
-  logits, carry = model.apply(params, prompt, carry=initial)
-
-  def step(carry, token):
-    return model.apply(params, carry, token, method=RNNLM.step)
-
-  return carry, logits[:, -1], step
 
 
 def sample_token(

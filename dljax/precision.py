@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from dljax.errors import DljaxError, unknown_name
-from dljax.models import MODELS, accepts
+from dljax.models import MODELS, model_fields
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -33,10 +33,10 @@ def check_dtype(name: str, device) -> None:
 def dtype_kwargs(model_name: str, dtype: str) -> dict:
   """The model constructor's `dtype` argument for a run in `dtype` (none: a float32-only model)."""
   check_dtype(dtype, jax.devices()[0])
-  if accepts(model_name, "dtype"):
+  if "dtype" in model_fields(model_name):
     return {"dtype": dtype}
   if dtype != "float32":
-    with_dtype = ", ".join(name for name in MODELS if accepts(name, "dtype"))
+    with_dtype = ", ".join(name for name in MODELS if "dtype" in model_fields(name))
     raise DljaxError(
       f"model {model_name!r} computes only in float32; use --config.dtype=float32 or one of "
       f"the models with a dtype: {with_dtype}"

@@ -179,11 +179,11 @@ def _restore(workdir: str):
 def attention_map(workdir: str, out: str, text: str):
   """Every layer's and head's attention probabilities over `text` (rows: queries)."""
   from dljax.data.text import CharVocab
+  from dljax.models import build_model
   from dljax.models.gpt import attention_weights
-  from dljax.tasks.language_model import build_from_spec
 
   state, meta = _restore(workdir)
-  model = build_from_spec(meta["model"])
+  model = build_model(meta["model"])
   tokens = CharVocab.from_json(meta["vocab"]).encode(text)[None]
   weights = np.asarray(attention_weights(model, {"params": state["params"]}, tokens))[:, 0]
   plt = _pyplot()
@@ -269,12 +269,7 @@ def cartpole_filmstrip(workdir: str, out: str, frames: int = 6):
   state, _ = _restore(workdir)
   with open(os.path.join(workdir, "summary.json")) as f:
     model_config = json.load(f)["config"]["model"]
-  model = build_model(
-    "rl_actor_critic",
-    action_dim=2,
-    hidden=tuple(model_config["hidden"]),
-    activation=model_config["activation"],
-  )
+  model = build_model({"name": "rl_actor_critic", **model_config}, action_dim=2)
   params = jax.tree.map(lambda x: x[0], state["agent"]["params"])  # seed 0 of the vmapped seeds
   logits = jax.jit(lambda obs: model.apply({"params": params}, obs)[0])
   trained = lambda obs: jnp.argmax(logits(obs))

@@ -97,7 +97,7 @@ def main(argv):
   check_generation_options()  # before the slow imports
   from dljax.checkpoint import Checkpointer
   from dljax.data.text import CharVocab
-  from dljax.models import build_from_spec
+  from dljax.models import build_model
   from dljax.tasks.language_model import sample_text
 
   directory = os.path.join(_WORKDIR.value, "checkpoints")
@@ -130,7 +130,7 @@ def main(argv):
       f"the checkpoint in {directory} is not a language model "
       f"({meta.get('identity')}); point --workdir at a shakespeare_* run"
     )
-  model = build_from_spec(meta["model"])
+  model = build_model(meta["model"])
   params = checkpointer.restore_raw(step)["params"]
   print(
     sample_text(

@@ -84,6 +84,13 @@ MUTATIONS = [
     ("tests/test_sequence_models.py::test_generate_rejects_bad_arguments",),
   ),
   Mutation(
+    "build-model-passes-undeclared-derived-fields",
+    "dljax/models/__init__.py",
+    "for field, value in derived.items() if field in fields}",
+    "for field, value in derived.items()}",
+    ("tests/test_models.py::test_build_model_takes_the_derived_fields_a_model_declares",),
+  ),
+  Mutation(
     "generate-cli-temperature-nan-accepted",
     "experiments/generate.py",
     "if not (math.isfinite(_TEMPERATURE.value) and _TEMPERATURE.value >= 0):",

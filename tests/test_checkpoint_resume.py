@@ -51,7 +51,7 @@ def train_cli(workdir, *extra, **popen):
 def test_train_state_round_trip_with_batch_stats(tmp_path):
   opt = base_config().optimizer
   state = init_model_state(
-    build_model("resnet20", num_classes=10),
+    build_model({"name": "resnet20"}, num_classes=10),
     make_optimizer(opt, 10),
     jax.random.PRNGKey(0),
     jnp.zeros((1, 8, 8, 1)),

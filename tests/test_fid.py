@@ -102,7 +102,9 @@ def test_features_are_the_input_of_the_logits_layer(smoke_run, digits):
   assert extractor.image_shape == (8, 8, 1) and features.shape == (20, 32)
   checkpointer = Checkpointer(os.path.join(smoke_run, "checkpoints"), {})
   params = checkpointer.restore_raw(checkpointer.latest_step())["params"]
-  model = build_model("cnn", num_classes=10, features=(8,), dense=32, conv="shift")
+  model = build_model(
+    {"name": "cnn", "features": (8,), "dense": 32, "conv": "shift"}, num_classes=10
+  )
   logits = model.apply({"params": params}, jnp.asarray(images))
   head = params["Dense_1"]
   np.testing.assert_allclose(features @ head["kernel"] + head["bias"], logits, atol=1e-4)

@@ -42,8 +42,8 @@ from dljax.tasks import train
   ],
 )
 def test_bfloat16_model_computes_in_bfloat16_from_float32_params(name, kwargs, inputs):
-  f32 = build_model(name, **kwargs)
-  bf16 = build_model(name, **kwargs, dtype="bfloat16")
+  f32 = build_model({"name": name, **kwargs})
+  bf16 = build_model({"name": name, **kwargs}, dtype="bfloat16")
   variables = jax.jit(f32.init)(jax.random.key(0), inputs)
   assert jax.tree.structure(variables) == jax.tree.structure(
     jax.eval_shape(bf16.init, jax.random.key(0), inputs)

@@ -1,6 +1,8 @@
 """Vision models: parameter counts against the published architectures, shapes for every input,
 the CPU-friendly CNN layers against Flax's."""
 
+import json
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -8,13 +10,13 @@ import numpy as np
 import pytest
 
 from dljax.errors import DljaxError
-from dljax.models import build_model
+from dljax.models import build_model, model_spec
 from dljax.models.cnn import ShiftConv, pool2x2
 from dljax.train_state import count_params
 
 
 def n_params(name, shape, **kwargs):
-  model = build_model(name, num_classes=10, **kwargs)
+  model = build_model({"name": name, **kwargs}, num_classes=10)
   variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(shape)))
   return count_params(variables["params"])
 
@@ -37,7 +39,7 @@ def test_mlp_and_cnn_parameter_counts_follow_their_layers():
 @pytest.mark.parametrize("name", ["mlp", "cnn", "resnet20"])
 @pytest.mark.parametrize("shape", [(3, 8, 8, 1), (3, 28, 28, 1), (3, 32, 32, 3)])
 def test_models_are_generic_over_input_shape(name, shape):
-  model = build_model(name, num_classes=10)
+  model = build_model({"name": name}, num_classes=10)
   variables = model.init(jax.random.PRNGKey(0), jnp.zeros(shape))
   logits = model.apply(variables, jnp.ones(shape), train=False)
   assert logits.shape == (3, 10)
@@ -45,7 +47,7 @@ def test_models_are_generic_over_input_shape(name, shape):
 
 def test_unknown_model_lists_known_ones():
   with pytest.raises(DljaxError, match="unknown model 'vgg'.*cnn.*resnet20"):
-    build_model("vgg", num_classes=10)
+    build_model({"name": "vgg"}, num_classes=10)
 
 
 def test_shift_conv_equals_flax_conv_forward_and_gradient():
@@ -83,6 +85,32 @@ def test_cnn_conv_and_pool_options_keep_the_parameter_count(conv, pool):
 
 
 def test_unknown_cnn_option_lists_known_ones():
-  model = build_model("cnn", num_classes=10, pool="min")
+  model = build_model({"name": "cnn", "pool": "min"}, num_classes=10)
   with pytest.raises(DljaxError, match="unknown pool 'min'; known pools: avg, max"):
     model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
+
+
+def test_build_model_takes_the_derived_fields_a_model_declares():
+  # An LSTM has no block_size: the task offers it and the registry leaves it out.
+  spec = model_spec({"name": "lstm", "hidden_size": 8}, vocab_size=5, block_size=16)
+  assert spec == {"name": "lstm", "hidden_size": 8, "vocab_size": 5}
+  gpt = build_model({"name": "gpt", "n_layer": 1}, vocab_size=5, block_size=16)
+  assert (gpt.config.vocab_size, gpt.config.block_size, gpt.config.n_layer) == (5, 16, 1)
+
+
+def test_a_checkpoints_json_spec_rebuilds_the_same_model():
+  model = build_model({"name": "cnn", "features": (8, 16), "dense": 32}, num_classes=10)
+  spec = json.loads(
+    json.dumps(model_spec({"name": "cnn", "features": (8, 16), "dense": 32}, num_classes=10))
+  )
+  assert spec["features"] == [8, 16]  # JSON has no tuples
+  assert build_model(spec) == model
+
+
+def test_build_model_refuses_unknown_and_clashing_fields():
+  with pytest.raises(DljaxError, match="model 'mlp' has no field 'widht'.*hidden"):
+    build_model({"name": "mlp", "widht": 3}, num_classes=10)
+  with pytest.raises(DljaxError, match="'num_classes' is set by the data"):
+    build_model({"name": "mlp", "num_classes": 3}, num_classes=10)
+  with pytest.raises(DljaxError, match="no 'name'"):
+    build_model({"hidden": (3,)}, num_classes=10)

@@ -1,5 +1,8 @@
 """Tests of the GPT and RNN language models and of sampling from them."""
 
+import dataclasses
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,23 +11,20 @@ import pytest
 
 from dljax.data import text as text_data
 from dljax.generation import generate
-from dljax.models.gpt import GPT, attention_weights, init_kv_cache, nanogpt_num_params
+from dljax.models.gpt import GPT, GPTConfig, attention_weights, init_kv_cache
 from dljax.models.rnn_lm import RNNLM
 
 VOCAB = 13
 
 
 def tiny_gpt(block_size=8, **overrides):
-  return GPT(
-    **{
-      "vocab_size": VOCAB,
-      "block_size": block_size,
-      "n_layer": 2,
-      "n_head": 2,
-      "n_embd": 16,
-      **overrides,
-    }
-  )
+  fields = {"vocab_size": VOCAB, "block_size": block_size, "n_layer": 2, "n_head": 2, "n_embd": 16}
+  return GPT(GPTConfig(**{**fields, **overrides}))
+
+
+def with_fields(model, **fields):
+  """`model` with some of its config's fields replaced."""
+  return model.clone(config=dataclasses.replace(model.config, **fields))
 
 
 def init(model, length=8, seed=0, scale=1.0):
@@ -48,13 +48,30 @@ BOTH_ATTENTIONS = pytest.mark.parametrize(
 )
 
 
+def nanogpt_num_params(config: GPTConfig, non_embedding: bool = True) -> int:
+  """Parameter count by nanoGPT's formula (``GPT.get_num_params``).
+
+  Like nanoGPT, ``non_embedding`` leaves out the position embedding; the token
+  embedding is counted once because the output projection shares it.
+  """
+  width = config.n_embd
+  layer_norm = 2 * width if config.bias else width
+  biases = 9 * width if config.bias else 0  # c_attn 3C, attn c_proj C, c_fc 4C, mlp c_proj C
+  per_block = 12 * width * width + biases + 2 * layer_norm
+  total = (
+    config.vocab_size * width + config.block_size * width + config.n_layer * per_block + layer_norm
+  )
+  return total - config.block_size * width if non_embedding else total
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_gpt_parameter_count_matches_nanogpt_formula(bias):
-  model = GPT(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=bias)
+  config = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=bias)
+  model = GPT(config)
   params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64), jnp.int32))
-  assert count(params) == nanogpt_num_params(model, non_embedding=False)
+  assert count(params) == nanogpt_num_params(config, non_embedding=False)
   if bias:  # nanoGPT prints "number of parameters: 0.80M" for shakespeare_char on CPU
-    assert nanogpt_num_params(model) == 801_664
+    assert nanogpt_num_params(config) == 801_664
 
 
 @BOTH_ATTENTIONS
@@ -72,7 +89,7 @@ def test_gpt_explicit_attention_matches_fused_and_exposes_weights():
   model = tiny_gpt()
   params = init(model)
   tokens = random_tokens((2, 8))
-  explicit = model.clone(explicit_attention=True).apply(params, tokens)
+  explicit = with_fields(model, explicit_attention=True).apply(params, tokens)
   np.testing.assert_allclose(model.apply(params, tokens), explicit, atol=1e-5)
   weights = attention_weights(model, params, tokens)
   assert weights.shape == (2, 2, 2, 8, 8)
@@ -85,7 +102,7 @@ def test_gpt_kv_cache_logits_match_full_forward(explicit_attention):
   model = tiny_gpt(explicit_attention=explicit_attention)
   params = init(model)
   tokens = random_tokens((2, 8))
-  cache = init_kv_cache(model, 2)
+  cache = init_kv_cache(model.config, 2)
   prefix_logits, cache = model.apply(params, tokens[:, :5], kv_cache=cache)
   pieces = [prefix_logits]
   for position in range(5, 8):
@@ -100,7 +117,7 @@ def greedy_by_full_forward(model, params, prompt, num_tokens):
   """nanoGPT's generate: recompute the whole (cropped) context every step."""
   sequence = jnp.asarray(prompt)
   for _ in range(num_tokens):
-    logits = model.apply(params, sequence[:, -model.block_size :])[:, -1]
+    logits = model.apply(params, sequence[:, -model.config.block_size :])[:, -1]
     sequence = jnp.concatenate(
       [sequence, jnp.argmax(logits, -1)[:, None].astype(sequence.dtype)], axis=1
     )
@@ -136,7 +153,7 @@ def test_rnn_stepwise_matches_scanned(cell_type):
   carry = model.apply(params, 2, method=RNNLM.init_carry)
   stepped = []
   for position in range(7):
-    carry, logits = model.apply(params, carry, tokens[:, position], method=RNNLM.step)
+    logits, carry = model.apply(params, carry, tokens[:, position], method=RNNLM.decode_step)
     stepped.append(logits)
   np.testing.assert_allclose(jnp.stack(stepped, axis=1), scanned, atol=1e-5)
   # Continuing a sequence from a carry equals running it in one go.
@@ -144,6 +161,37 @@ def test_rnn_stepwise_matches_scanned(cell_type):
   first, carry = model.apply(params, tokens[:, :3], carry=initial)
   rest, _ = model.apply(params, tokens[:, 3:], carry=carry)
   np.testing.assert_allclose(jnp.concatenate([first, rest], axis=1), scanned, atol=1e-5)
+
+
+class Bigram(nn.Module):
+  """A model generation.py has never heard of: next-token logits from the last token alone."""
+
+  vocab_size: int
+
+  @nn.compact
+  def __call__(self, tokens):
+    return nn.Embed(self.vocab_size, self.vocab_size)(tokens)
+
+  def prefill(self, prompt, num_tokens):
+    return self(prompt)[:, -1], jnp.zeros((), jnp.int32)  # state: tokens fed so far
+
+  def decode_step(self, fed, token):
+    return self(token), fed + 1
+
+
+def test_a_new_model_with_the_protocol_samples_through_generate():
+  model = Bigram(VOCAB)
+  params = init(model, seed=2, scale=10.0)
+  table = params["params"]["Embed_0"]["embedding"]
+  prompt = random_tokens((2, 3))
+  expected, token = [], prompt[:, -1]
+  for _ in range(6):
+    token = jnp.argmax(table[token], -1)
+    expected.append(token)
+  generated = generate(model, params, prompt, 6, jax.random.key(0), temperature=0.0)
+  np.testing.assert_array_equal(generated, jnp.stack(expected, axis=1))
+  with pytest.raises(TypeError, match="prefill and decode_step"):
+    generate(nn.Dense(VOCAB), {}, prompt, 6, jax.random.key(0))
 
 
 def test_rnn_greedy_generation_matches_full_forward():
@@ -276,14 +324,14 @@ OVERFIT_TEXT = "first citizen: before we proceed any further, hear me speak.\n"
 @pytest.mark.parametrize(
   "model",
   [
-    GPT(vocab_size=0, block_size=16, n_layer=2, n_head=2, n_embd=32),
-    RNNLM(vocab_size=0, hidden_size=64, num_layers=1),
+    lambda vocab_size: GPT(GPTConfig(vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32)),
+    lambda vocab_size: RNNLM(vocab_size, hidden_size=64, num_layers=1),
   ],
   ids=["gpt", "lstm"],
 )
 def test_tiny_model_overfits_short_text(model):
   vocab = text_data.CharVocab.from_text(OVERFIT_TEXT)
-  model = model.clone(vocab_size=vocab.size)
+  model = model(vocab.size)
   tokens = jnp.asarray(vocab.encode(OVERFIT_TEXT * 4))
   params = model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))
   optimizer = optax.adam(1e-2)

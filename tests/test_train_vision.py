@@ -65,7 +65,10 @@ def test_model_overfits_one_batch(model):
   opt = base_config().optimizer
   opt.update({"name": "adam", "learning_rate": 3e-3, "schedule": "constant"})
   state = init_model_state(
-    build_model(model, num_classes=10), make_optimizer(opt, 200), jax.random.PRNGKey(1), images[:1]
+    build_model({"name": model}, num_classes=10),
+    make_optimizer(opt, 200),
+    jax.random.PRNGKey(1),
+    images[:1],
   )
   step = make_train_step(classification_loss)
   for _ in range(150):
@@ -82,7 +85,7 @@ def test_one_and_two_devices_compute_the_same_step():
     mesh = parallel.make_data_mesh(n)
     with jax.set_mesh(mesh):
       state = init_model_state(
-        build_model("resnet20", num_classes=10),
+        build_model({"name": "resnet20"}, num_classes=10),
         make_optimizer(opt, 10),
         jax.random.PRNGKey(1),
         images[:1],

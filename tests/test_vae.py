@@ -39,7 +39,7 @@ def test_bernoulli_log_likelihood_matches_its_definition():
 
 
 def test_importance_weighted_bound_is_above_the_elbo_and_tightens_with_k():
-  model = build_model("vae_mlp", image_shape=(8, 8, 1), latent_dim=4, hidden=32)
+  model = build_model({"name": "vae_mlp", "latent_dim": 4, "hidden": 32}, image_shape=(8, 8, 1))
   x = (np.random.default_rng(0).random((64, 8, 8, 1)) < 0.3).astype(np.float32)
   params = jax.jit(model.init)(jax.random.PRNGKey(1), x[:1], jax.random.PRNGKey(2))["params"]
 

@@ -1,15 +1,20 @@
 """nanoGPT-style decoder-only Transformer language model (Flax Linen).
 
-Mirrors Karpathy's nanoGPT ``model.py``: learned token and position embeddings,
-pre-LayerNorm blocks with causal multi-head self-attention and a 4x GELU MLP,
-a final LayerNorm and an output projection tied to the token embedding. The
-same module also decodes incrementally with an explicit :class:`KVCache`
-pytree, which keeps the whole sampling loop a single ``lax.scan``
+Mirrors Karpathy's nanoGPT ``model.py``: one :class:`GPTConfig` read by every module, learned
+token and position embeddings, pre-LayerNorm blocks with causal multi-head self-attention and a
+4x GELU MLP, a final LayerNorm and an output projection tied to the token embedding. The same
+module decodes incrementally with an explicit :class:`KVCache` pytree (:meth:`GPT.prefill`,
+:meth:`GPT.decode_step`), which keeps the whole sampling loop a single ``lax.scan``
 (see :mod:`dljax.generation`).
+
+Shapes in comments: B batch, T sequence length, C ``n_embd``, H ``n_head``, D head width C / H,
+V ``vocab_size``, L ``n_layer``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 from typing import Any
 
@@ -18,16 +23,42 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from dljax.models.embedding import embed_tokens
+
 # nanoGPT's initialisation: N(0, 0.02) for every weight matrix and embedding.
 _weight_init = nn.initializers.normal(stddev=0.02)
+
+
+@dataclasses.dataclass(frozen=True)
+class GPTConfig:
+  """The model's hyperparameters (nanoGPT's ``GPTConfig``); Block and Attention read them here."""
+
+  vocab_size: int  # V: tokens in the vocabulary (65 characters for tiny-shakespeare)
+  block_size: int  # longest context; the learned position embedding has this many rows
+  n_layer: int = 4  # L: Transformer blocks
+  n_head: int = 4  # H: attention heads, each of width D = C / H
+  n_embd: int = 128  # C: width of the residual stream
+  dropout: float = 0.0  # on the embeddings and each residual branch (not on attention weights)
+  bias: bool = True  # biases in the Dense layers and LayerNorms (nanoGPT's shakespeare: False)
+  # Attention by einsums that sow their weights (plots; ~10% faster on CPU), else
+  # jax.nn.dot_product_attention, which lets accelerators pick a fused kernel.
+  explicit_attention: bool = False
+  # Compute dtype (activations, matmuls, logits); parameters stay float32, LayerNorm statistics
+  # and the attention softmax are computed in float32.
+  dtype: Any = jnp.float32
+
+
+def _residual_init(config: GPTConfig):
+  """nanoGPT scales the init of residual projections by 1/sqrt(2 * n_layer)."""
+  return nn.initializers.normal(stddev=0.02 / math.sqrt(2 * config.n_layer))
 
 
 @flax.struct.dataclass
 class KVCache:
   """Keys and values of the positions decoded so far.
 
-  ``keys``/``values`` have shape (n_layer, batch, block_size, n_head, head_dim);
-  slots at or beyond ``length`` are unused and masked out of attention.
+  ``keys``/``values`` have shape (L, B, block_size, H, D); slots at or beyond ``length`` are
+  unused and masked out of attention.
   """
 
   keys: jax.Array
@@ -35,58 +66,50 @@ class KVCache:
   length: jax.Array  # int32 scalar
 
 
-def init_kv_cache(model: GPT, batch_size: int, dtype=None) -> KVCache:
-  """An empty cache with room for ``model.block_size`` positions (default: the model's dtype)."""
-  dtype = dtype or model.dtype
-  shape = (model.n_layer, batch_size, model.block_size, model.n_head, model.n_embd // model.n_head)
-  return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32))
+def init_kv_cache(config: GPTConfig, batch_size: int) -> KVCache:
+  """An empty cache with room for ``block_size`` positions, in the compute dtype."""
+  head_dim = config.n_embd // config.n_head
+  shape = (config.n_layer, batch_size, config.block_size, config.n_head, head_dim)
+  zeros = jnp.zeros(shape, config.dtype)
+  return KVCache(zeros, zeros, jnp.zeros((), jnp.int32))
 
 
-def embed_tokens(embedding: nn.Embed, tokens) -> jax.Array:
-  """Embedding lookup as a one-hot matmul, in the embedding's compute dtype.
+@flax.struct.dataclass
+class DecodeState:
+  """What :meth:`GPT.decode_step` carries from token to token."""
 
-  Unlike ``nn.Embed``'s gather, this propagates a batch-sharded ``tokens``
-  under an explicit-sharding mesh (a gather with sharded indices is rejected
-  as ambiguous), and for character vocabularies it costs no more than the
-  tied output projection.
-  """
-  dtype = embedding.dtype or embedding.embedding.dtype
-  one_hot = jax.nn.one_hot(tokens, embedding.num_embeddings, dtype=dtype)
-  return one_hot @ embedding.embedding.astype(dtype)
+  cache: KVCache
+  # (B, block_size) int32: the tokens the cache holds, to rebuild it once the window slides.
+  window: jax.Array
+  # Whether the context fills up before sampling ends (static: without it, no window code).
+  slides: bool = flax.struct.field(pytree_node=False)
 
 
 class CausalSelfAttention(nn.Module):
   """Multi-head causal self-attention, optionally reading/extending a layer's KV cache.
 
-  With ``explicit_attention`` the softmax probabilities are computed with einsums
-  and sown into the 'intermediates' collection as ``attention_weights`` (for
-  plots); on CPU this is also ~10% faster per train step than the default,
-  ``jax.nn.dot_product_attention``, which lets accelerators pick a fused
-  kernel. Attention-probability dropout is not applied (the fused op has
-  none); residual dropout is.
+  With ``explicit_attention`` the softmax probabilities are computed with einsums and sown into
+  the 'intermediates' collection as ``attention_weights``. Attention-probability dropout is not
+  applied (the fused op has none); residual dropout is.
   """
 
-  n_head: int
-  dropout: float
-  bias: bool
-  n_layer: int
-  explicit_attention: bool = False
-  dtype: Any = jnp.float32
+  config: GPTConfig
 
   @nn.compact
   def __call__(self, x, deterministic: bool, layer_cache=None, cache_length=None):
-    batch, length, width = x.shape
-    head_dim = width // self.n_head
+    c = self.config
+    batch, length, width = x.shape  # (B, T, C)
+    head_dim = width // c.n_head
     qkv = nn.Dense(
-      3 * width, use_bias=self.bias, kernel_init=_weight_init, dtype=self.dtype, name="c_attn"
+      3 * width, use_bias=c.bias, kernel_init=_weight_init, dtype=c.dtype, name="c_attn"
     )(x)
-    qkv = qkv.reshape(batch, length, 3, self.n_head, head_dim)
-    query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    qkv = qkv.reshape(batch, length, 3, c.n_head, head_dim)
+    query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (B, T, H, D)
 
     if layer_cache is None:
       mask = None
     else:
-      cached_keys, cached_values = layer_cache
+      cached_keys, cached_values = layer_cache  # each (B, block_size, H, D)
       key = jax.lax.dynamic_update_slice(cached_keys, key, (0, cache_length, 0, 0))
       value = jax.lax.dynamic_update_slice(cached_values, value, (0, cache_length, 0, 0))
       query_positions = cache_length + jnp.arange(length)
@@ -95,8 +118,8 @@ class CausalSelfAttention(nn.Module):
       mask = (key_positions[None, :] <= query_positions[:, None])[None, None]
     new_layer_cache = (key, value)
 
-    if self.explicit_attention:
-      scores = jnp.einsum("bqhd,bkhd->bhqk", query, key) / math.sqrt(head_dim)
+    if c.explicit_attention:
+      scores = jnp.einsum("bqhd,bkhd->bhqk", query, key) / math.sqrt(head_dim)  # (B, H, T, T')
       if mask is None:
         mask = jnp.tril(jnp.ones((length, length), dtype=bool))[None, None]
       # The softmax runs in float32 whatever the compute dtype (bfloat16 logits lose the tail).
@@ -108,154 +131,144 @@ class CausalSelfAttention(nn.Module):
       y = jax.nn.dot_product_attention(query, key, value, mask=mask, is_causal=mask is None)
 
     y = y.reshape(batch, length, width)
-    # nanoGPT scales the init of residual projections by 1/sqrt(2 * n_layer).
-    residual_init = nn.initializers.normal(stddev=0.02 / math.sqrt(2 * self.n_layer))
     y = nn.Dense(
-      width, use_bias=self.bias, kernel_init=residual_init, dtype=self.dtype, name="c_proj"
+      width, use_bias=c.bias, kernel_init=_residual_init(c), dtype=c.dtype, name="c_proj"
     )(y)
-    y = nn.Dropout(self.dropout)(y, deterministic=deterministic)
+    y = nn.Dropout(c.dropout)(y, deterministic=deterministic)
     return y, new_layer_cache
 
 
 class MLP(nn.Module):
   """Position-wise 4x-wide feed-forward layer with exact (erf) GELU, as torch's nn.GELU."""
 
-  dropout: float
-  bias: bool
-  n_layer: int
-  dtype: Any = jnp.float32
+  config: GPTConfig
 
   @nn.compact
   def __call__(self, x, deterministic: bool):
-    width = x.shape[-1]
+    c = self.config
     h = nn.Dense(
-      4 * width, use_bias=self.bias, kernel_init=_weight_init, dtype=self.dtype, name="c_fc"
-    )(x)
+      4 * c.n_embd, use_bias=c.bias, kernel_init=_weight_init, dtype=c.dtype, name="c_fc"
+    )(x)  # (B, T, 4C)
     h = nn.gelu(h, approximate=False)
-    residual_init = nn.initializers.normal(stddev=0.02 / math.sqrt(2 * self.n_layer))
     h = nn.Dense(
-      width, use_bias=self.bias, kernel_init=residual_init, dtype=self.dtype, name="c_proj"
+      c.n_embd, use_bias=c.bias, kernel_init=_residual_init(c), dtype=c.dtype, name="c_proj"
     )(h)
-    return nn.Dropout(self.dropout)(h, deterministic=deterministic)
+    return nn.Dropout(c.dropout)(h, deterministic=deterministic)
 
 
 class Block(nn.Module):
   """Pre-LayerNorm Transformer block."""
 
-  n_head: int
-  dropout: float
-  bias: bool
-  n_layer: int
-  explicit_attention: bool = False
-  dtype: Any = jnp.float32
+  config: GPTConfig
 
   @nn.compact
   def __call__(self, x, deterministic: bool, layer_cache=None, cache_length=None):
-    attention = CausalSelfAttention(
-      self.n_head,
-      self.dropout,
-      self.bias,
-      self.n_layer,
-      self.explicit_attention,
-      self.dtype,
-      name="attn",
-    )
-    h, new_layer_cache = attention(
-      nn.LayerNorm(epsilon=1e-5, use_bias=self.bias, dtype=self.dtype, name="ln_1")(x),
-      deterministic,
-      layer_cache,
-      cache_length,
-    )
+    c = self.config
+    ln_1 = nn.LayerNorm(epsilon=1e-5, use_bias=c.bias, dtype=c.dtype, name="ln_1")
+    attention = CausalSelfAttention(c, name="attn")
+    h, new_layer_cache = attention(ln_1(x), deterministic, layer_cache, cache_length)
     x = x + h
-    mlp = MLP(self.dropout, self.bias, self.n_layer, self.dtype, name="mlp")
-    ln_2 = nn.LayerNorm(epsilon=1e-5, use_bias=self.bias, dtype=self.dtype, name="ln_2")
-    x = x + mlp(ln_2(x), deterministic)
+    ln_2 = nn.LayerNorm(epsilon=1e-5, use_bias=c.bias, dtype=c.dtype, name="ln_2")
+    x = x + MLP(c, name="mlp")(ln_2(x), deterministic)
     return x, new_layer_cache
 
 
 class GPT(nn.Module):
   """Decoder-only Transformer over a token vocabulary.
 
-  ``model.apply(params, tokens)`` returns logits (batch, length, vocab_size) for
-  ``length <= block_size`` tokens at positions 0..length-1. With ``kv_cache``,
-  the tokens are placed at positions ``kv_cache.length ...`` after the cached
-  ones and ``(logits, extended_cache)`` is returned; the caller keeps
-  ``kv_cache.length + length <= block_size``.
-  Dropout needs ``deterministic=False`` and a 'dropout' rng.
-  ``dtype`` is the compute dtype (activations, matmuls, logits); parameters stay float32, and
-  LayerNorm statistics and the attention softmax are computed in float32.
+  ``model.apply(params, tokens)`` returns logits (B, T, V) for T <= block_size tokens at
+  positions 0..T-1. With ``kv_cache``, the tokens are placed at positions ``kv_cache.length ...``
+  after the cached ones and ``(logits, extended_cache)`` is returned; the caller keeps
+  ``kv_cache.length + T <= block_size``. Dropout needs ``deterministic=False`` and a 'dropout'
+  rng.
   """
 
-  vocab_size: int
-  block_size: int
-  n_layer: int = 4
-  n_head: int = 4
-  n_embd: int = 128
-  dropout: float = 0.0
-  bias: bool = True
-  explicit_attention: bool = False
-  dtype: Any = jnp.float32
+  config: GPTConfig
 
   @nn.compact
   def __call__(self, tokens, *, deterministic: bool = True, kv_cache: KVCache | None = None):
+    c = self.config
     length = tokens.shape[1]
-    if length > self.block_size:
-      raise ValueError(f"sequence length {length} exceeds block_size {self.block_size}")
-    if self.n_embd % self.n_head:
-      raise ValueError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
+    if length > c.block_size:
+      raise ValueError(f"sequence length {length} exceeds block_size {c.block_size}")
+    if c.n_embd % c.n_head:
+      raise ValueError(f"n_embd {c.n_embd} is not divisible by n_head {c.n_head}")
 
     token_embedding = nn.Embed(
-      self.vocab_size, self.n_embd, embedding_init=_weight_init, dtype=self.dtype, name="wte"
+      c.vocab_size, c.n_embd, embedding_init=_weight_init, dtype=c.dtype, name="wte"
     )
-    position_embedding = self.param("wpe", _weight_init, (self.block_size, self.n_embd))
+    position_embedding = self.param("wpe", _weight_init, (c.block_size, c.n_embd))
     start = 0 if kv_cache is None else kv_cache.length
     positions = start + jnp.arange(length)
-    x = embed_tokens(token_embedding, tokens) + position_embedding[positions].astype(self.dtype)
-    x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
+    x = embed_tokens(token_embedding, tokens) + position_embedding[positions].astype(c.dtype)
+    x = nn.Dropout(c.dropout)(x, deterministic=deterministic)  # (B, T, C)
 
     new_keys, new_values = [], []
-    for layer in range(self.n_layer):
+    for layer in range(c.n_layer):
       layer_cache = None if kv_cache is None else (kv_cache.keys[layer], kv_cache.values[layer])
-      block = Block(
-        self.n_head,
-        self.dropout,
-        self.bias,
-        self.n_layer,
-        self.explicit_attention,
-        self.dtype,
-        name=f"h_{layer}",
-      )
-      x, (keys, values) = block(x, deterministic, layer_cache, start)
+      x, (keys, values) = Block(c, name=f"h_{layer}")(x, deterministic, layer_cache, start)
       new_keys.append(keys)
       new_values.append(values)
 
-    x = nn.LayerNorm(epsilon=1e-5, use_bias=self.bias, dtype=self.dtype, name="ln_f")(x)
-    logits = token_embedding.attend(x)
+    x = nn.LayerNorm(epsilon=1e-5, use_bias=c.bias, dtype=c.dtype, name="ln_f")(x)
+    logits = token_embedding.attend(x)  # (B, T, V)
     if kv_cache is None:
       return logits
     return logits, KVCache(jnp.stack(new_keys), jnp.stack(new_values), kv_cache.length + length)
 
+  # The autoregressive protocol of dljax.generation. Past block_size tokens the window slides as
+  # nanoGPT's ``idx[:, -block_size:]``: the cache is recomputed from the last block_size tokens,
+  # because learned absolute positions make the cached keys of a shifted window invalid. Only
+  # steps past the first full window pay for a full forward pass.
+
+  def prefill(self, prompt, num_tokens: int):
+    """Caches ``prompt`` (B, T) (cropped to its last block_size tokens, as nanoGPT) before
+    ``num_tokens`` are sampled: (next-token logits (B, V), decode state)."""
+    block_size = self.config.block_size
+    prompt = prompt[:, -block_size:]
+    batch_size, prompt_length = prompt.shape
+    logits, cache = self(prompt, kv_cache=init_kv_cache(self.config, batch_size))
+    window = jnp.zeros((batch_size, block_size), jnp.int32).at[:, :prompt_length].set(prompt)
+    # The last sampled token is never fed back, hence the - 1.
+    slides = prompt_length + num_tokens - 1 > block_size
+    return logits[:, -1], DecodeState(cache, window, slides)
+
+  def decode_step(self, state: DecodeState, token):
+    """Feeds ``token`` (B,): (logits (B, V) of the token after it, new state)."""
+    if not state.slides:
+      return self._extend(state, token)
+    room = state.cache.length < self.config.block_size
+    return nn.cond(room, GPT._extend, GPT._slide, self, state, token)
+
+  def _extend(self, state: DecodeState, token):
+    window = jax.lax.dynamic_update_slice(state.window, token[:, None], (0, state.cache.length))
+    logits, cache = self(token[:, None], kv_cache=state.cache)
+    return logits[:, -1], DecodeState(cache, window, state.slides)
+
+  def _slide(self, state: DecodeState, token):
+    window = jnp.concatenate([state.window[:, 1:], token[:, None]], axis=1)
+    logits, cache = self(window, kv_cache=init_kv_cache(self.config, window.shape[0]))
+    return logits[:, -1], DecodeState(cache, window, state.slides)
+
+
+def build_gpt(**fields) -> GPT:
+  """A GPT from its config's fields: the registry's constructor (config blocks and checkpoint
+  specs are flat)."""
+  return GPT(GPTConfig(**fields))
+
+
+# The registry reads which fields a model declares from its constructor's signature.
+build_gpt.__signature__ = inspect.signature(GPTConfig)
+
 
 def attention_weights(model: GPT, params, tokens) -> jax.Array:
-  """Attention probabilities of every layer, shape (n_layer, batch, n_head, length, length)."""
-  _, state = model.clone(explicit_attention=True).apply(params, tokens, mutable=["intermediates"])
+  """Attention probabilities of every layer, shape (L, B, H, T, T)."""
+  explicit = model.clone(config=dataclasses.replace(model.config, explicit_attention=True))
+  _, state = explicit.apply(params, tokens, mutable=["intermediates"])
   per_layer = state["intermediates"]
   return jnp.stack(
-    [per_layer[f"h_{layer}"]["attn"]["attention_weights"][0] for layer in range(model.n_layer)]
+    [
+      per_layer[f"h_{layer}"]["attn"]["attention_weights"][0]
+      for layer in range(model.config.n_layer)
+    ]
   )
-
-
-def nanogpt_num_params(model: GPT, non_embedding: bool = True) -> int:
-  """Parameter count by nanoGPT's formula (``GPT.get_num_params``).
-
-  Like nanoGPT, ``non_embedding`` leaves out the position embedding; the token
-  embedding is counted once because the output projection shares it.
-  """
-  width = model.n_embd
-  layer_norm = 2 * width if model.bias else width
-  biases = 9 * width if model.bias else 0  # c_attn 3C, attn c_proj C, c_fc 4C, mlp c_proj C
-  per_block = 12 * width * width + biases + 2 * layer_norm
-  total = (
-    model.vocab_size * width + model.block_size * width + model.n_layer * per_block + layer_norm
-  )
-  return total - model.block_size * width if non_embedding else total

@@ -1,8 +1,9 @@
 """Multi-layer LSTM/GRU language model (Flax Linen).
 
 Training runs each layer over the whole sequence with ``nn.RNN`` (a scan);
-generation calls the very same cells one token at a time on an explicit carry
-(:meth:`RNNLM.step`), so both paths share parameters and agree exactly.
+generation (:mod:`dljax.generation`, through :meth:`RNNLM.prefill` and :meth:`RNNLM.decode_step`)
+calls the very same cells one token at a time on an explicit carry, so both paths share
+parameters and agree exactly.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Literal
 import flax.linen as nn
 import jax
 
-from dljax.models.gpt import embed_tokens
+from dljax.models.embedding import embed_tokens
 
 _CELLS = {"lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell}
 
@@ -60,17 +61,23 @@ class RNNLM(nn.Module):
     logits = self.head(x)
     return logits if carry is None else (logits, tuple(new_carry))
 
-  def step(self, carry, token):
-    """One deterministic step: ``token`` (batch,) int -> (new_carry, logits (batch, vocab))."""
+  def prefill(self, prompt, num_tokens: int):
+    """Runs ``prompt`` (batch, length) from the zero carry: (next-token logits, carry)."""
+    del num_tokens  # a carry has no context limit to plan for
+    logits, carry = self(prompt, carry=self.init_carry(prompt.shape[0]))
+    return logits[:, -1], carry
+
+  def decode_step(self, carry, token):
+    """One deterministic step: ``token`` (batch,) int -> (logits (batch, vocab), new carry)."""
     x = embed_tokens(self.embed, token)
     new_carry = []
     for cell, layer_carry in zip(self.cells, carry):
       layer_carry, x = cell(layer_carry, x)
       new_carry.append(layer_carry)
-    return tuple(new_carry), self.head(x)
+    return self.head(x), tuple(new_carry)
 
   def init_carry(self, batch_size: int):
-    """The zero carry for ``batch_size`` sequences (call with ``method=RNNLM.init_carry``)."""
+    """The zero carry for ``batch_size`` sequences."""
     # Zero-initialised carries ignore the rng.
     return tuple(
       cell.initialize_carry(jax.random.key(0), (batch_size, self.hidden_size))

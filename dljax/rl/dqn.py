@@ -110,12 +110,7 @@ def make_agent(config, s: Setup) -> Agent:
       f"({action_space}); train it with PPO instead "
       f"(experiments/configs/pendulum_ppo.py)"
     )
-  model = build_model(
-    "rl_q_network",
-    num_actions=action_space.n,
-    hidden=tuple(config.model.hidden),
-    activation=config.model.activation,
-  )
+  model = build_model({"name": "rl_q_network", **config.model}, num_actions=action_space.n)
   tx = make_optimizer(config.optimizer, s.num_updates * cfg.gradient_steps)
   obs_shape = s.env.observation_space.shape
   exploration_steps = cfg.epsilon_fraction * s.num_updates * s.steps_per_update

@@ -129,11 +129,9 @@ def make_agent(config, s: Setup) -> Agent:
   continuous = isinstance(action_space, Box)
   dist = Gaussian if continuous else Categorical
   model = build_model(
-    "rl_actor_critic",
+    {"name": "rl_actor_critic", **config.model},
     continuous=continuous,
     action_dim=action_space.shape[0] if continuous else action_space.n,
-    hidden=tuple(config.model.hidden),
-    activation=config.model.activation,
   )
   num_steps = cfg.num_epochs * cfg.num_minibatches
   tx = make_optimizer(config.optimizer, s.num_updates * num_steps)

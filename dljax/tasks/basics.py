@@ -33,7 +33,7 @@ from dljax.steps import make_eval_step, make_train_step
 from dljax.tasks.basics_data import load_toy_data
 from dljax.tasks.basics_gradcheck import max_relative_error
 from dljax.tasks.basics_plots import plot_decision_boundary
-from dljax.tasks.classification import classification_loss, model_kwargs
+from dljax.tasks.classification import classification_loss
 from dljax.train_state import init_model_state
 
 UPDATE_RULES = ("optax", "jax_grad")
@@ -149,7 +149,7 @@ def build_experiment(config, mesh) -> Experiment:
   )
   loss_fn = LOSSES[config.problem]
   num_outputs = 2 if config.problem == "moons" else 1
-  model = build_model(config.model.name, num_classes=num_outputs, **model_kwargs(config))
+  model = build_model(config.model, num_classes=num_outputs)
   train_data = DeviceDataset(data.train, config.batch_size, config.seed, mesh)
   if config.update_rule == "jax_grad":
     tx = gradient_descent(config.optimizer.learning_rate)

@@ -77,13 +77,13 @@ def build_experiment(config, mesh) -> Experiment:
   names = list(config.variants)
   models, optimizers = {}, {}
   for name, variant in config.variants.items():
-    models[name] = build_model(
-      "mlp",
-      num_classes=data.num_classes,
-      hidden=tuple(config.hidden),
-      activation=variant.activation,
-      kernel_init=variant.kernel_init,
-    )
+    model_config = {
+      "name": "mlp",
+      "hidden": config.hidden,
+      "activation": variant.activation,
+      "kernel_init": variant.kernel_init,
+    }
+    models[name] = build_model(model_config, num_classes=data.num_classes)
     optimizer = config.optimizer.copy_and_resolve_references()
     optimizer.update(
       {

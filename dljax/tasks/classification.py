@@ -17,10 +17,6 @@ from dljax.steps import make_eval_step, make_train_step
 from dljax.train_state import init_model_state
 
 
-def model_kwargs(config) -> dict:
-  return {k: v for k, v in config.model.items() if k != "name"}
-
-
 def classification_loss(params, state, batch, rng, train):
   """Softmax cross-entropy in at least float32 (a bf16 model's logits go up, a float64 check's
   stay); updates BatchNorm statistics (the mutable collections) in training."""
@@ -48,10 +44,7 @@ def build_experiment(config, mesh) -> Experiment:
   if config.augment.crop_pad < 0:
     raise bad_value("augment.crop_pad", config.augment.crop_pad, "at least 0 (0: no cropping)")
   model = build_model(
-    config.model.name,
-    num_classes=data.num_classes,
-    **model_kwargs(config),
-    **dtype_kwargs(config.model.name, config.dtype),
+    config.model, num_classes=data.num_classes, **dtype_kwargs(config.model.name, config.dtype)
   )
   train_data = DeviceDataset(
     {"image": data.train_images, "label": data.train_labels}, config.batch_size, config.seed, mesh

@@ -29,7 +29,7 @@ from dljax.data.device_feed import DeviceDataset
 from dljax.fid import make_sample_scorer
 from dljax.image_grid import save_gif, save_grid
 from dljax.loop import Experiment
-from dljax.models import build_from_spec
+from dljax.models import build_model, model_spec
 from dljax.models.dcgan import check_image_shape
 from dljax.optim import make_optimizer
 from dljax.steps import Update, make_train_step
@@ -85,11 +85,6 @@ def make_gan_train_step(batch_fn=None, **kwargs):
   return make_train_step([Update("disc", disc_loss), Update("gen", gen_loss)], batch_fn, **kwargs)
 
 
-def model_spec(model_config, image_shape) -> dict:
-  """A network's registry name and constructor arguments, as saved with every checkpoint."""
-  return {**model_config.to_dict(), "image_shape": list(image_shape)}
-
-
 def generate(gen_model, variables, z) -> jax.Array:
   """Images [N, H, W, C] in [0, 1] from latents z, the generator in inference mode."""
   return (gen_model.apply(variables, z, train=False) + 1.0) / 2.0
@@ -98,7 +93,7 @@ def generate(gen_model, variables, z) -> jax.Array:
 def sample_images(state_tree: dict, meta: dict, rng, num: int) -> np.ndarray:
   """`num` images [num, H, W, C] in [0, 1] from z ~ N(0, I), given a restored checkpoint tree and
   its meta (for experiments.generate)."""
-  gen_model = build_from_spec(meta["model"])
+  gen_model = build_model(meta["model"])
   gen = state_tree["gen"]
   z = jax.random.normal(rng, (num, gen_model.latent_dim))
   return np.asarray(generate(gen_model, {"params": gen["params"], **gen["mutable"]}, z))
@@ -123,9 +118,9 @@ def build_experiment(config, mesh) -> Experiment:
   data = load_image_dataset(config.dataset, config.data_dir or None, config.tfds_download)
   for net in (config.gen, config.disc):
     check_image_shape(data.image_shape, len(net.model.features))
-  gen_spec = model_spec(config.gen.model, data.image_shape)
-  disc_spec = model_spec(config.disc.model, data.image_shape)
-  gen_model, disc_model = build_from_spec(gen_spec), build_from_spec(disc_spec)
+  gen_spec = model_spec(config.gen.model, image_shape=data.image_shape)  # saved in checkpoints
+  disc_spec = model_spec(config.disc.model, image_shape=data.image_shape)
+  gen_model, disc_model = build_model(gen_spec), build_model(disc_spec)
   train_data = DeviceDataset(
     {"image": data.train_images * 2.0 - 1.0}, config.batch_size, config.seed, mesh
   )

@@ -26,7 +26,7 @@ from dljax.errors import DljaxError, bad_value
 from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.generation import generate
 from dljax.loop import Experiment
-from dljax.models import accepts, build_from_spec
+from dljax.models import build_model, model_spec
 from dljax.optim import make_optimizer
 from dljax.precision import dtype_kwargs
 from dljax.steps import make_eval_step, make_train_step
@@ -39,14 +39,14 @@ def lm_loss(params, state, batch, rng, train):
   return next_token_loss(logits, batch["targets"]), ({}, None)
 
 
-def model_spec(config, vocab_size: int) -> dict:
-  """The model's registry name and constructor arguments, as saved with every checkpoint."""
-  spec = {k: v for k, v in config.model.to_dict().items()}
-  spec["vocab_size"] = vocab_size
-  if accepts(spec["name"], "block_size"):
-    spec["block_size"] = config.block_size
-  spec.update(dtype_kwargs(spec["name"], config.dtype))
-  return spec
+def language_model_spec(config, vocab_size: int) -> dict:
+  """The model's registry name and constructor fields, as saved with every checkpoint."""
+  return model_spec(
+    config.model,
+    vocab_size=vocab_size,
+    block_size=config.block_size,
+    **dtype_kwargs(config.model.name, config.dtype),
+  )
 
 
 def sample_text(
@@ -102,8 +102,8 @@ def build_experiment(config, mesh) -> Experiment:
         f"characters; lower --config.block_size or use a longer text"
       )
   parallel.check_batch_divisible(config.batch_size, mesh)
-  spec = model_spec(config, data.vocab.size)
-  model = build_from_spec(spec)
+  spec = language_model_spec(config, data.vocab.size)
+  model = build_model(spec)
   tx = make_optimizer(config.optimizer, config.num_steps)
 
   def init_state():

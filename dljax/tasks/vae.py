@@ -30,7 +30,7 @@ from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.fid import make_sample_scorer
 from dljax.loop import Experiment
-from dljax.models import build_from_spec
+from dljax.models import build_model, model_spec
 from dljax.optim import make_optimizer
 from dljax.steps import make_eval_step, make_train_step
 from dljax.train_state import init_model_state
@@ -101,15 +101,10 @@ def make_iw_loss(num_samples: int):
   return iw_loss
 
 
-def model_spec(config, image_shape) -> dict:
-  """The model's registry name and constructor arguments, as saved with every checkpoint."""
-  return {**config.model.to_dict(), "image_shape": list(image_shape)}
-
-
 def sample_images(state_tree: dict, meta: dict, rng, num: int) -> np.ndarray:
   """`num` images [num, H, W, C] in [0, 1] (Bernoulli means of decoded z ~ N(0, I)) from a
   restored checkpoint tree and its meta, for experiments.generate."""
-  model = build_from_spec(meta["model"])
+  model = build_model(meta["model"])
   z = jax.random.normal(rng, (num, model.latent_dim))
   return np.asarray(decode_means(model, state_tree["params"], z))
 
@@ -131,8 +126,8 @@ def build_experiment(config, mesh) -> Experiment:
       f"iw_samples={config.iw_samples}: the importance-weighted bound needs at "
       f"least 1 sample; set --config.iw_samples (1000 is the usual figure)"
     )
-  spec = model_spec(config, data.image_shape)
-  model = build_from_spec(spec)
+  spec = model_spec(config.model, image_shape=data.image_shape)  # saved with every checkpoint
+  model = build_model(spec)
   train_data = DeviceDataset({"image": data.train_images}, config.batch_size, config.seed, mesh)
   num_steps = config.num_steps or config.num_epochs * train_data.steps_per_epoch
   tx = make_optimizer(config.optimizer, num_steps)
