@@ -15,7 +15,7 @@ Measured on the shared 2-core CPU (2 CPU devices, jax 0.10.2), heavily loaded (l
 
 import ml_collections
 
-from dljax.config import base_config, make_smoke
+from dljax.config import apply_variant, base_config, make_smoke
 
 
 def adam_for_gans(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -54,16 +54,17 @@ def get_config(variant: str = ""):
   c.disc.model.features = (32, 64)  # channels at 14x14, then 7x7 (28x28 images)
   c.disc.optimizer = adam_for_gans(c.optimizer)
 
-  if variant == "smoke":
-    c.batch_size = 16
-    c.gen.model.latent_dim = 8
-    c.gen.model.features = (8, 4)
-    c.disc.model.features = (4, 8)
-    c.num_grid_samples = 16
-    c.fid_classifier_workdir = ""
-    make_smoke(c)
-    c.eval_every_steps = 10
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of mnist_dcgan; known: smoke")
+  apply_variant(c, variant, {"smoke": smoke})
   del c["optimizer"]  # each network has its own, above
   return c
+
+
+def smoke(c):
+  c.batch_size = 16
+  c.gen.model.latent_dim = 8
+  c.gen.model.features = (8, 4)
+  c.disc.model.features = (4, 8)
+  c.num_grid_samples = 16
+  c.fid_classifier_workdir = ""
+  make_smoke(c)
+  c.eval_every_steps = 10
