@@ -22,6 +22,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 500  # 0: only at the end
   c.keep_checkpoints = 3  # the newest k checkpoints stay in WORKDIR/checkpoints
   c.quiet = False  # no progress bar
+  # End a run in which no train step completes for this long, naming the checkpoint a rerun
+  # resumes from (exit status 75, dljax.watchdog); compiling and evaluating do not count. 0: never.
+  c.watchdog_timeout_s = 600.0
   c.num_devices = 0  # devices of the data mesh (0: all)
   # On CPU the host is first split into this many devices (0: one per core, at most 8), see
   # dljax.parallel.setup_devices; GPUs and TPUs are unaffected.
