@@ -15,7 +15,7 @@ from dljax.config import apply_variant, image_classification_config, make_smoke
 def get_config(variant: str = ""):
   c = image_classification_config()
   c.dataset = "cifar10"
-  c.model.name = "resnet20"
+  c.model.name = "resnet20"  # dljax.models.resnet: resnet20 or resnet18
   c.batch_size = 128
   c.num_epochs = 90
   c.eval_every_steps = 3900

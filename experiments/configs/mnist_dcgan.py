@@ -41,16 +41,16 @@ def get_config(variant: str = ""):
   c.num_grid_samples = 64  # samples from one fixed noise batch per grid
   c.fid_classifier_workdir = "runs/mnist_cnn"  # mnist_cnn run for fid_mnist_cnn ('' = no FID)
 
-  c.gen = ml_collections.ConfigDict()
+  c.gen = ml_collections.ConfigDict()  # the generator: its model and its optimizer
   c.gen.model = ml_collections.ConfigDict()
-  c.gen.model.name = "dcgan_generator"
+  c.gen.model.name = "dcgan_generator"  # dljax.models.dcgan
   c.gen.model.latent_dim = 64  # size of the noise z ~ N(0, I)
   c.gen.model.features = (64, 32)  # channels at 7x7, then 14x14 (28x28 images; 8, 16 for 32x32)
   c.gen.optimizer = adam_for_gans(c.optimizer)
 
-  c.disc = ml_collections.ConfigDict()
+  c.disc = ml_collections.ConfigDict()  # the discriminator: its model and its optimizer
   c.disc.model = ml_collections.ConfigDict()
-  c.disc.model.name = "dcgan_discriminator"
+  c.disc.model.name = "dcgan_discriminator"  # dljax.models.dcgan
   c.disc.model.features = (32, 64)  # channels at 14x14, then 7x7 (28x28 images)
   c.disc.optimizer = adam_for_gans(c.optimizer)
 

@@ -13,9 +13,9 @@ from dljax.config import apply_variant, image_classification_config, make_smoke
 def get_config(variant: str = ""):
   c = image_classification_config()
   c.dataset = "mnist5k"
-  c.model.name = "mlp"
-  c.model.hidden = (512, 512)
-  c.model.dropout = 0.2
+  c.model.name = "mlp"  # dljax.models.mlp
+  c.model.hidden = (512, 512)  # widths of the hidden layers
+  c.model.dropout = 0.2  # after each hidden layer, in training
   c.batch_size = 128
   c.num_epochs = 30
   c.optimizer.name = "adamw"

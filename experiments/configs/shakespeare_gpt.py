@@ -20,11 +20,11 @@ from dljax.config import apply_variant, language_model_config, language_model_sm
 
 def get_config(variant: str = ""):
   c = language_model_config()
-  c.model.name = "gpt"
-  c.model.n_layer = 6
-  c.model.n_head = 6
-  c.model.n_embd = 384
-  c.model.dropout = 0.2
+  c.model.name = "gpt"  # dljax.models.gpt
+  c.model.n_layer = 6  # transformer blocks
+  c.model.n_head = 6  # attention heads per block
+  c.model.n_embd = 384  # width of the residual stream
+  c.model.dropout = 0.2  # on the embeddings and residual branches, in training
   c.model.bias = False  # nanoGPT's default
   c.model.explicit_attention = False  # jax.nn.dot_product_attention: fused kernels on GPU
   return apply_variant(c, variant, {"cpu": cpu, "smoke": smoke})

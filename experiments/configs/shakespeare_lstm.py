@@ -16,10 +16,10 @@ from dljax.config import apply_variant, language_model_config, language_model_sm
 
 def get_config(variant: str = ""):
   c = language_model_config()
-  c.model.name = "lstm"
-  c.model.hidden_size = 512
-  c.model.num_layers = 3
-  c.model.dropout = 0.2
+  c.model.name = "lstm"  # dljax.models.rnn_lm: lstm or gru cells
+  c.model.hidden_size = 512  # width of the embedding and of every recurrent layer
+  c.model.num_layers = 3  # stacked recurrent layers
+  c.model.dropout = 0.2  # between the recurrent layers, in training
   c.optimizer.learning_rate = 2e-3
   return apply_variant(c, variant, {"cpu": cpu, "smoke": smoke})
 
