@@ -83,6 +83,18 @@ class LoopOptions:
   watchdog_timeout_s: float  # end the run when no train step completes this long; 0: never
   config: dict  # recorded in summary.json
 
+  def __post_init__(self):
+    for name in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps"):
+      if getattr(self, name) < 0:
+        raise DljaxError(f"{name}={getattr(self, name)} is negative; use 0 or more")
+    if self.keep_checkpoints < 1:
+      raise DljaxError(f"keep_checkpoints={self.keep_checkpoints} keeps none; use 1 or more")
+    if not self.watchdog_timeout_s >= 0:  # also catches NaN
+      raise DljaxError(
+        f"watchdog_timeout_s={self.watchdog_timeout_s} must be a number of seconds >= 0 "
+        f"(0: no watchdog)"
+      )
+
 
 def _fetch(pending: list[tuple[int, dict]], steps_per_call: int):
   """One device-to-host transfer for all metrics accumulated since the last fetch.

@@ -1,5 +1,7 @@
 """What a task declares to the loop: where its state lives and which metrics must stay finite."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -7,7 +9,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dljax import loop, parallel
-from dljax.errors import NonFiniteLossError
+from dljax.errors import DljaxError, NonFiniteLossError
 
 OPTIONS = loop.LoopOptions(
   log_every_steps=1,
@@ -72,3 +74,17 @@ def test_the_nan_guard_checks_the_metrics_the_task_names(tmp_path):
       loop.run(tiny_experiment(2), OPTIONS, str(tmp_path / "b"))
     with pytest.raises(ValueError, match=r"names \['los'\], which the train step does not return"):
       loop.run(tiny_experiment(2, finite_metrics=("los",)), OPTIONS, str(tmp_path / "c"))
+
+
+@pytest.mark.parametrize(
+  "bad, message",
+  [
+    ({"watchdog_timeout_s": -1.0}, "watchdog_timeout_s=-1.0 must be a number of seconds >= 0"),
+    ({"watchdog_timeout_s": float("nan")}, "watchdog_timeout_s=nan must be"),
+    ({"keep_checkpoints": 0}, "keep_checkpoints=0 keeps none"),
+    ({"checkpoint_every_steps": -10}, "checkpoint_every_steps=-10 is negative"),
+  ],
+)
+def test_bad_loop_options_are_refused_in_one_line(bad, message):
+  with pytest.raises(DljaxError, match=message):
+    dataclasses.replace(OPTIONS, **bad)

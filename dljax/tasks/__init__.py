@@ -52,6 +52,7 @@ def train(config, workdir: str, start_time: float | None = None) -> dict:
 
   from dljax import loop, parallel
 
+  options = loop_options(config)  # its checks are cheap: before any data is loaded
   mesh = parallel.make_data_mesh(config.num_devices)
   with jax.set_mesh(mesh):
-    return loop.run(build_experiment(config, mesh), loop_options(config), workdir, start_time)
+    return loop.run(build_experiment(config, mesh), options, workdir, start_time)
