@@ -198,10 +198,3 @@ def _disk_full(error: BaseException | None) -> bool:
       return True
     error = error.__cause__ or error.__context__
   return False
-
-
-def abstract_like(init_fn, sharding) -> object:
-  """The state's shapes and dtypes, placed with `sharding`, without running the initialiser."""
-  return jax.tree.map(
-    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), jax.eval_shape(init_fn)
-  )

@@ -1,40 +1,70 @@
-"""The config fields every experiment shares; `experiments/configs/*.py` start from `base_config`."""
+"""The config fields every experiment shares, with their defaults, and the variant helper.
+
+`experiments/configs/*.py` start from `base_config` (or a family's config built on it) and name
+their variants through `apply_variant`. Each field is defined, with its default and meaning, once.
+"""
+
+from collections.abc import Callable
 
 import ml_collections
+
+from dljax.errors import DljaxError
 
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.task = ""
-  c.seed = 0
+  c.task = ""  # the experiment's module in dljax.tasks.TASKS (classification, ppo...)
+  c.seed = 0  # every random draw of the run (initialisation, data order, dropout) derives from it
   c.num_steps = 0  # 0: derived by the task (e.g. from num_epochs)
   c.steps_per_call = 1  # train steps per jitted call (a lax.scan); see dljax.steps
-  c.log_every_steps = 50
+  c.log_every_steps = 50  # fetch, NaN-check and log the train metrics this often (a host sync)
   c.eval_every_steps = 0  # 0: evaluate only at the end
-  c.checkpoint_every_steps = 500
-  c.keep_checkpoints = 3
+  c.checkpoint_every_steps = 500  # 0: only at the end
+  c.keep_checkpoints = 3  # the newest k checkpoints stay in WORKDIR/checkpoints
   c.quiet = False  # no progress bar
-  # The data mesh spans `num_devices` devices (0: all); on CPU the host is first split into
-  # `cpu_devices` devices (0: one per core, at most 8), see dljax.parallel.setup_devices.
-  c.num_devices = 0
+  # End a run in which no train step completes for this long, naming the checkpoint a rerun
+  # resumes from (exit status 75, dljax.watchdog); compiling and evaluating do not count. 0: never.
+  c.watchdog_timeout_s = 600.0
+  c.num_devices = 0  # devices of the data mesh (0: all)
+  # On CPU the host is first split into this many devices (0: one per core, at most 8), see
+  # dljax.parallel.setup_devices; GPUs and TPUs are unaffected.
   c.cpu_devices = 0
   c.distributed = False  # call jax.distributed.initialize() (multi-host)
   # XLA's LLVM optimisation level, 0-3 (-1: XLA's default, 3); see dljax.parallel.setup_devices.
   c.xla_optimization_level = -1
 
-  c.optimizer = ml_collections.ConfigDict()
-  c.optimizer.name = "adamw"
-  c.optimizer.learning_rate = 1e-3
-  c.optimizer.schedule = "cosine"
-  c.optimizer.warmup_steps = 0
+  c.optimizer = ml_collections.ConfigDict()  # dljax.optim.make_optimizer
+  c.optimizer.name = "adamw"  # adamw | adam | sgd
+  c.optimizer.learning_rate = 1e-3  # the peak, reached at the end of the warmup
+  c.optimizer.schedule = "cosine"  # after the warmup: constant | cosine | linear decay
+  c.optimizer.warmup_steps = 0  # linear warmup from 0
   c.optimizer.decay_steps = 0  # 0: decay over the whole run
-  c.optimizer.end_learning_rate_factor = 0.0
-  c.optimizer.b1 = 0.9
-  c.optimizer.b2 = 0.999
-  c.optimizer.weight_decay = 0.0
-  c.optimizer.momentum = 0.9
-  c.optimizer.nesterov = False
-  c.optimizer.grad_clip_norm = 0.0  # 0: no clipping
+  c.optimizer.end_learning_rate_factor = 0.0  # the decay ends at learning_rate * this
+  c.optimizer.b1 = 0.9  # adam, adamw: decay rate of the gradient's running mean
+  c.optimizer.b2 = 0.999  # adam, adamw: decay rate of the squared gradient's running mean
+  c.optimizer.weight_decay = 0.0  # adamw, sgd: decoupled, on matrices only (dljax.optim)
+  c.optimizer.momentum = 0.9  # sgd (0: plain SGD)
+  c.optimizer.nesterov = False  # sgd: Nesterov momentum
+  c.optimizer.grad_clip_norm = 0.0  # clip the gradients' global norm to this; 0: no clipping
+  return c
+
+
+def apply_variant(
+  c: ml_collections.ConfigDict,
+  variant: str,
+  variants: dict[str, Callable[[ml_collections.ConfigDict], None]],
+) -> ml_collections.ConfigDict:
+  """`c` changed in place by `variants[variant]` (the `:VARIANT` of `--config`); '' keeps it."""
+  if variant and variant not in variants:
+    fix = (
+      f"known variants: {', '.join(sorted(variants))}; name one (--config=PATH:VARIANT) or none "
+      f"for the default"
+      if variants
+      else f"this config has none: drop ':{variant}' from --config"
+    )
+    raise DljaxError(f"unknown variant {variant!r}; {fix}")
+  if variant:
+    variants[variant](c)
   return c
 
 
@@ -51,17 +81,18 @@ def image_classification_config() -> ml_collections.ConfigDict:
   """Defaults shared by the vision configs."""
   c = base_config()
   c.task = "classification"
-  c.dataset = "mnist5k"
+  c.dataset = "mnist5k"  # dljax.data: mnist5k, digits (offline) or a TFDS name (mnist, cifar10...)
   c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
-  c.tfds_download = True
+  c.tfds_download = True  # let TFDS download and prepare a missing dataset
   # Compute dtype: float32, or bfloat16 (float32 parameters, optimizer state and loss; for the cnn
   # and resnet models). See dljax.precision.
   c.dtype = "float32"
-  c.batch_size = 128
-  c.eval_batch_size = 1000
-  c.num_epochs = 10
+  c.batch_size = 128  # training images per step, split over the data mesh
+  c.eval_batch_size = 1000  # test images per evaluation batch
+  c.num_epochs = 10  # passes over the training images (num_steps = 0 derives the steps from it)
+  # Random crops (pad by crop_pad pixels, then crop back; 0: none) and horizontal flips.
   c.augment = ml_collections.ConfigDict({"crop_pad": 0, "flip": False})
-  c.model = ml_collections.ConfigDict({"name": "mlp"})
+  c.model = ml_collections.ConfigDict({"name": "mlp"})  # dljax.models name and its fields
   return c
 
 
@@ -70,23 +101,23 @@ def language_model_config() -> ml_collections.ConfigDict:
   c = base_config()
   c.task = "language_model"
   c.dataset = "tiny_shakespeare"  # or text:PATH for any local UTF-8 file
-  c.data_dir = ""
-  c.tfds_download = False
+  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
+  c.tfds_download = False  # let TFDS download a missing dataset
   # Compute dtype: float32, or bfloat16 (float32 parameters, optimizer state and loss; for the
   # gpt model). See dljax.precision.
   c.dtype = "float32"
-  c.block_size = 256
-  c.batch_size = 64
+  c.block_size = 256  # characters of context per training window
+  c.batch_size = 64  # windows per step, split over the data mesh
   c.num_steps = 5000
   c.eval_every_steps = 250
   c.eval_windows = 2048  # fixed random validation windows for val_loss
   c.eval_full_val = False  # True: every non-overlapping validation window instead
-  c.eval_batch_size = 256
+  c.eval_batch_size = 256  # validation windows per evaluation batch
   c.sample_tokens = 500  # characters sampled into WORKDIR/samples at each evaluation (0: none)
-  c.sample_prompt = "\n"
-  c.sample_temperature = 0.8
-  c.sample_top_k = 200
-  c.model = ml_collections.ConfigDict({"name": "gpt"})
+  c.sample_prompt = "\n"  # the text the samples continue
+  c.sample_temperature = 0.8  # < 1 sharpens the next-character distribution, > 1 flattens it
+  c.sample_top_k = 200  # sample among the k likeliest characters only (0: all)
+  c.model = ml_collections.ConfigDict({"name": "gpt"})  # dljax.models name and its fields
   c.optimizer.name = "adamw"
   c.optimizer.learning_rate = 1e-3
   c.optimizer.b2 = 0.99

@@ -1,10 +1,12 @@
 """The one loop driver every dljax experiment runs through.
 
-A task describes its experiment as an `Experiment` (how to initialise the state, the jitted train
-step, what to feed it, how to evaluate); `run` does everything else: AOT compilation timed on its
-own, resume from the newest checkpoint, metrics accumulated on device and fetched every
-`log_every_steps`, progress bar, evaluation, periodic checkpoints, NaN/inf detection, clean
-shutdown on SIGINT/SIGTERM, `metrics.jsonl`, TensorBoard, a PNG of the curves and `summary.json`.
+A task describes its experiment as an `Experiment` (how to initialise and place the state, the
+jitted train step, what to feed it, how to evaluate); `run` does everything else, as its
+`LoopOptions` say: AOT compilation timed on its own, resume from the newest checkpoint, metrics
+accumulated on device and fetched every `log_every_steps`, progress bar, evaluation, periodic
+checkpoints, NaN/inf detection, clean shutdown on SIGINT/SIGTERM (dljax.stop_signals), a watchdog
+that ends a stalled run (dljax.watchdog), `metrics.jsonl`, TensorBoard, a PNG of the curves and
+`summary.json`.
 """
 
 import dataclasses
@@ -12,7 +14,6 @@ import json
 import math
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,9 +25,11 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dljax import parallel
-from dljax.checkpoint import Checkpointer, abstract_like
+from dljax.checkpoint import Checkpointer
 from dljax.errors import DljaxError, NonFiniteLossError, TrainingInterrupted
 from dljax.metrics_log import MetricsLog
+from dljax.stop_signals import StopSignals
+from dljax.watchdog import Watchdog
 
 
 @dataclasses.dataclass
@@ -46,6 +49,10 @@ class Experiment:
     axis); `num_steps` and the log/eval/checkpoint intervals must be multiples of it.
   after_eval: optional `(state, step, workdir) -> None`, e.g. writing text samples.
   final_extras: optional `(state, seconds) -> dict` merged into `final` (e.g. env steps/s).
+  state_sharding: where the state lives, a `jax.sharding.Sharding` or a pytree of them matching
+    the state (it is initialised and restored onto it); None: replicated over `mesh`.
+  finite_metrics: the train metrics that must stay finite (the run stops at the first NaN or inf
+    in one of them); None: all of them.
   """
 
   init_state: Callable[[], Any]
@@ -59,80 +66,34 @@ class Experiment:
   steps_per_call: int = 1
   after_eval: Callable | None = None
   final_extras: Callable | None = None
+  state_sharding: Any = None
+  finite_metrics: tuple[str, ...] | None = None
 
 
-class _StopSignals:
-  """SIGINT/SIGTERM: the first asks for a clean stop, a flag the loop checks between steps (it
-  then saves a checkpoint); a second one ends the process at once.
+@dataclasses.dataclass(frozen=True)
+class LoopOptions:
+  """How the loop runs an experiment; `dljax.tasks.loop_options` builds it from a config (whose
+  fields of the same names, in `dljax.config.base_config`, document them)."""
 
-  A step can wait forever (e.g. an XLA:CPU deadlock, docs/xla-cpu-qr-deadlock.md) with the main
-  thread blocked inside jaxlib, where Python never runs its signal handlers. So the signals also
-  go to a wakeup pipe (`signal.set_wakeup_fd`, written by the C-level handler) that a watcher
-  thread reads: it sets the flag on the first signal and, on the second, names the checkpoint a
-  rerun resumes from and exits with 128 + the signal number without waiting for anything.
-  """
+  log_every_steps: int  # fetch, check and log the train metrics this often
+  eval_every_steps: int  # 0: evaluate only at the end
+  checkpoint_every_steps: int  # 0: only at the end
+  keep_checkpoints: int  # the newest k checkpoints are kept
+  quiet: bool  # no progress bar
+  watchdog_timeout_s: float  # end the run when no train step completes this long; 0: never
+  config: dict  # recorded in summary.json
 
-  SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-  def __init__(self, checkpointer: Checkpointer):
-    self.received = None
-    self._checkpointer = checkpointer
-
-  def __enter__(self):
-    self._read_fd, self._write_fd = os.pipe()
-    os.set_blocking(self._write_fd, False)  # required by set_wakeup_fd
-    self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-    self._previous_wakeup_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
-    self._watcher = threading.Thread(target=self._watch, name="dljax-stop-signals", daemon=True)
-    self._watcher.start()
-    return self
-
-  def _handle(self, signum, frame):
-    """The Python-level handler: the watcher thread acts on the signal (it must be installed so
-    that SIGINT does not raise KeyboardInterrupt and SIGTERM does not kill the process)."""
-
-  def _watch(self):
-    while data := os.read(self._read_fd, 64):  # b"" once __exit__ closes the write end
-      for signum in data:  # one byte per signal, for any signal with a Python-level handler
-        if signum not in self.SIGNALS:
-          continue
-        if self.received is None:
-          self.received = signum
-          os.write(
-            2,
-            f"\n{signal.Signals(signum).name} received: stopping after the step in "
-            f"progress (send it again to exit at once).\n".encode(),
-          )
-        else:
-          self._exit_now(signum)
-
-  def _exit_now(self, signum: int):
-    try:
-      os.write(2, self._exit_message(signum).encode())
-    finally:  # a clean exit would wait for the (possibly hung) XLA threads
-      os._exit(128 + signum)
-
-  def _exit_message(self, signum: int) -> str:
-    steps = self._checkpointer.committed_steps()
-    resume = (
-      f"The last checkpoint is step {steps[-1]} in {self._checkpointer.directory}: run the "
-      f"same command again to resume from it."
-      if steps
-      else f"No checkpoint was saved yet in {self._checkpointer.directory}: running the same "
-      f"command again starts over."
-    )
-    return (
-      f"\n{signal.Signals(signum).name} received again: exiting now, without waiting for "
-      f"the step in progress or saving. {resume}\n"
-    )
-
-  def __exit__(self, *exc):
-    for s, handler in self._previous.items():
-      signal.signal(s, handler)
-    signal.set_wakeup_fd(self._previous_wakeup_fd)
-    os.close(self._write_fd)
-    self._watcher.join()
-    os.close(self._read_fd)
+  def __post_init__(self):
+    for name in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps"):
+      if getattr(self, name) < 0:
+        raise DljaxError(f"{name}={getattr(self, name)} is negative; use 0 or more")
+    if self.keep_checkpoints < 1:
+      raise DljaxError(f"keep_checkpoints={self.keep_checkpoints} keeps none; use 1 or more")
+    if not self.watchdog_timeout_s >= 0:  # also catches NaN
+      raise DljaxError(
+        f"watchdog_timeout_s={self.watchdog_timeout_s} must be a number of seconds >= 0 "
+        f"(0: no watchdog)"
+      )
 
 
 def _fetch(pending: list[tuple[int, dict]], steps_per_call: int):
@@ -145,18 +106,18 @@ def _fetch(pending: list[tuple[int, dict]], steps_per_call: int):
   return steps, jax.device_get(stacked)
 
 
-def _check_intervals(exp: Experiment, config):
+def _check_intervals(exp: Experiment, options: LoopOptions):
   k = exp.steps_per_call
   for name, value in [
     ("num_steps", exp.num_steps),
-    ("log_every_steps", config.log_every_steps),
-    ("eval_every_steps", config.eval_every_steps),
-    ("checkpoint_every_steps", config.checkpoint_every_steps),
+    ("log_every_steps", options.log_every_steps),
+    ("eval_every_steps", options.eval_every_steps),
+    ("checkpoint_every_steps", options.checkpoint_every_steps),
   ]:
     if value % k:
       raise DljaxError(
-        f"{name}={value} is not a multiple of steps_per_call={k}; make it one "
-        f"(--config.{name}=...) or change --config.steps_per_call"
+        f"{name}={value} is not a multiple of the {k} steps each train-step call runs "
+        f"(steps_per_call); make it a multiple of {k} or change steps_per_call"
       )
 
 
@@ -169,23 +130,23 @@ def all_finite(tree) -> jax.Array:
 class _Run:
   """One invocation of the loop: the state, its step, pending metrics, logs and checkpoints."""
 
-  def __init__(self, exp: Experiment, config, workdir: str):
-    self.exp, self.config, self.workdir = exp, config, workdir
-    _check_intervals(exp, config)
+  def __init__(self, exp: Experiment, options: LoopOptions, workdir: str):
+    self.exp, self.options, self.workdir = exp, options, workdir
+    _check_intervals(exp, options)
     os.makedirs(workdir, exist_ok=True)
     self.checkpointer = Checkpointer(
-      os.path.join(workdir, "checkpoints"), exp.identity, keep=config.keep_checkpoints
+      os.path.join(workdir, "checkpoints"), exp.identity, keep=options.keep_checkpoints
     )
-    replicated = NamedSharding(exp.mesh, P())
-    self.resume_step, self.state = self.checkpointer.restore_newest(
-      abstract_like(exp.init_state, replicated)
-    )
+    sharding = NamedSharding(exp.mesh, P()) if exp.state_sharding is None else exp.state_sharding
+    init_state = jax.jit(exp.init_state, out_shardings=sharding)
+    self.resume_step, self.state = self.checkpointer.restore_newest(jax.eval_shape(init_state))
     if self.resume_step is None:
-      self.state = jax.jit(exp.init_state, out_shardings=replicated)()
+      self.state = init_state()
     self.step = self.last_saved = self.resume_step or 0
     t0 = time.perf_counter()
     self.train_step = exp.train_step
-    if hasattr(exp.train_step, "lower"):  # a host-driven step (a gymnasium env) has no AOT form
+    self.compiled_ahead = hasattr(exp.train_step, "lower")  # a host-driven step has no AOT form
+    if self.compiled_ahead:
       self.train_step = exp.train_step.lower(self.state, exp.feed(self.step)).compile()
     self.compile_time = time.perf_counter() - t0
     self.eval_time = 0.0
@@ -197,9 +158,8 @@ class _Run:
     return NonFiniteLossError(
       f"the {what} became NaN or inf at step {step}; training stopped. The last good "
       f"checkpoint (step {self.last_saved}) is kept in {self.checkpointer.directory}. Fix: lower "
-      f"the learning rate or clip gradients (the config's optimizer block(s), e.g. "
-      f"--config.optimizer.grad_clip_norm=1.0), then rerun the same command to resume from that "
-      f"checkpoint."
+      f"the learning rate or clip the gradients (the config's optimizer settings), then rerun "
+      f"the same command to resume from that checkpoint."
     )
 
   def flush(self) -> dict[str, float]:
@@ -208,9 +168,15 @@ class _Run:
       return {}
     steps, metrics = _fetch(self.pending, self.exp.steps_per_call)
     self.pending.clear()
-    for name, values in metrics.items():  # every loss, norm and statistic, whatever its name
+    checked = self.exp.finite_metrics
+    if checked is not None and not set(checked) <= set(metrics):
+      raise ValueError(
+        f"Experiment.finite_metrics names {sorted(set(checked) - set(metrics))}, which the "
+        f"train step does not return (it returns {sorted(metrics)})"
+      )
+    for name, values in metrics.items():
       bad = ~np.isfinite(values)
-      if bad.any():
+      if (checked is None or name in checked) and bad.any():
         raise self.non_finite(name, int(steps[bad][0]))
     means = {k: float(np.mean(v)) for k, v in metrics.items()}
     self.log.write(int(steps[-1]) + 1, "train", means)
@@ -236,11 +202,13 @@ class _Run:
     self.checkpointer.save(self.step, self.state, self.exp.meta)
     self.last_saved = self.step
 
-  def train(self, stop: "_StopSignals", progress):
-    exp, config = self.exp, self.config
-    log_every = max(1, config.log_every_steps)
+  def train(self, stop: StopSignals, watchdog: Watchdog, progress):
+    exp, options = self.exp, self.options
+    log_every = max(1, options.log_every_steps)
     while self.step < exp.num_steps:
+      watchdog.call_started(self.step + exp.steps_per_call)
       self.state, metrics = self.train_step(self.state, exp.feed(self.step))
+      watchdog.call_returned(metrics)
       if self.bounded_dispatch and self.pending:
         jax.block_until_ready(self.pending[-1][1])  # step k-1 done; step k stays queued
       self.pending.append((self.step, metrics))
@@ -249,12 +217,12 @@ class _Run:
         progress.set_postfix({k: f"{v:.4g}" for k, v in self.flush().items()}, refresh=False)
         progress.update(self.step - progress.n)
       if (
-        config.eval_every_steps
-        and self.step % config.eval_every_steps == 0
+        options.eval_every_steps
+        and self.step % options.eval_every_steps == 0
         and self.step < exp.num_steps
       ):
         self.evaluate()
-      if config.checkpoint_every_steps and self.step % config.checkpoint_every_steps == 0:
+      if options.checkpoint_every_steps and self.step % options.checkpoint_every_steps == 0:
         self.save()
       if stop.received is not None:
         self.save()
@@ -266,12 +234,14 @@ class _Run:
         )
 
 
-def run(experiment: Experiment, config, workdir: str, start_time: float | None = None) -> dict:
+def run(
+  experiment: Experiment, options: LoopOptions, workdir: str, start_time: float | None = None
+) -> dict:
   """Trains `experiment` to `num_steps` in `workdir` (resuming if it holds checkpoints)."""
   from tqdm import tqdm
 
   start_time = time.time() if start_time is None else start_time
-  r = _Run(experiment, config, workdir)
+  r = _Run(experiment, options, workdir)
   start_step = r.step
   progress = tqdm(
     total=experiment.num_steps,
@@ -279,12 +249,19 @@ def run(experiment: Experiment, config, workdir: str, start_time: float | None =
     unit="step",
     dynamic_ncols=True,
     mininterval=1.0,
-    disable=config.quiet,
+    disable=options.quiet,
+  )
+  watchdog = Watchdog(
+    options.watchdog_timeout_s,
+    r.checkpointer,
+    workdir,
+    r.step,
+    unwatched_calls=0 if r.compiled_ahead else 1,  # that call compiles what it runs
   )
   t0 = time.perf_counter()
   try:
-    with _StopSignals(r.checkpointer) as stop:
-      r.train(stop, progress)
+    with StopSignals(r.checkpointer) as stop, watchdog:
+      r.train(stop, watchdog, progress)
     train_time = time.perf_counter() - t0 - r.eval_time
     final = r.evaluate()
     if experiment.final_extras is not None:
@@ -298,7 +275,7 @@ def run(experiment: Experiment, config, workdir: str, start_time: float | None =
 
   steps_run = r.step - start_step
   summary = {
-    "config": config.to_dict(),
+    "config": options.config,
     "final": final,
     "steps": r.step,
     "resumed_from_step": r.resume_step,

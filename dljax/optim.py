@@ -1,4 +1,7 @@
-"""Optimizers and learning-rate schedules built from a config (optax)."""
+"""Optimizers and learning-rate schedules built from a config's optimizer block (optax).
+
+The block's fields, their defaults and meaning are `dljax.config.base_config().optimizer`.
+"""
 
 import jax
 import ml_collections
@@ -40,13 +43,13 @@ def make_schedule(
   if cfg.schedule not in SCHEDULES:
     raise unknown_name("learning-rate schedule", cfg.schedule, SCHEDULES)
   peak, warmup = cfg.learning_rate, cfg.warmup_steps
-  decay_steps = cfg.get("decay_steps", 0) or total_steps
+  decay_steps = cfg.decay_steps or total_steps
   if warmup >= decay_steps and cfg.schedule != "constant":
     raise DljaxError(
       f"{name}.warmup_steps={warmup} must be smaller than the decay length "
       f"({decay_steps} steps); lower it or train longer"
     )
-  end = peak * cfg.get("end_learning_rate_factor", 0.0)
+  end = peak * cfg.end_learning_rate_factor
   warmup_fn = optax.linear_schedule(0.0, peak, warmup) if warmup else None
   if cfg.schedule == "constant":
     main = optax.constant_schedule(peak)
@@ -72,21 +75,16 @@ def make_optimizer(
   check_ranges(cfg, name)
   lr = make_schedule(cfg, total_steps, name)
   if cfg.name == "adamw":
-    opt = optax.adamw(
-      lr,
-      b1=cfg.get("b1", 0.9),
-      b2=cfg.get("b2", 0.999),
-      weight_decay=cfg.get("weight_decay", 0.0),
-      mask=matrices_only,
-    )
+    opt = optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=matrices_only)
   elif cfg.name == "adam":
-    opt = optax.adam(lr, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999))
+    opt = optax.adam(lr, b1=cfg.b1, b2=cfg.b2)
   elif cfg.name == "sgd":
     opt = optax.chain(
-      optax.add_decayed_weights(cfg.get("weight_decay", 0.0), mask=matrices_only),
-      optax.sgd(lr, momentum=cfg.get("momentum", 0.9) or None, nesterov=cfg.get("nesterov", False)),
+      optax.add_decayed_weights(cfg.weight_decay, mask=matrices_only),
+      optax.sgd(lr, momentum=cfg.momentum or None, nesterov=cfg.nesterov),
     )
   else:
     raise unknown_name("optimizer", cfg.name, OPTIMIZERS)
-  clip = cfg.get("grad_clip_norm", 0.0)
-  return optax.chain(optax.clip_by_global_norm(clip), opt) if clip else opt
+  if cfg.grad_clip_norm:
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), opt)
+  return opt

@@ -86,6 +86,7 @@ def test_gan_step_keeps_both_updates_batch_norm_statistics(smoke):
 
 def test_nan_in_the_generator_loss_stops_the_run_naming_it(smoke, tmp_path):
   from dljax import loop
+  from dljax.tasks import loop_options
 
   exp, _, _ = smoke
   step = exp.train_step
@@ -101,7 +102,7 @@ def test_nan_in_the_generator_loss_stops_the_run_naming_it(smoke, tmp_path):
     jax.set_mesh(exp.mesh),
     pytest.raises(NonFiniteLossError, match="gen_loss became NaN or inf at step 7"),
   ):
-    loop.run(dataclasses.replace(exp, train_step=poisoned), config, str(tmp_path))
+    loop.run(dataclasses.replace(exp, train_step=poisoned), loop_options(config), str(tmp_path))
 
 
 def test_image_shapes_the_model_cannot_take_are_refused():

@@ -12,7 +12,7 @@ from jax.sharding import PartitionSpec as P
 
 from dljax import loop, parallel
 from dljax.errors import DljaxError
-from dljax.tasks import build_experiment, train
+from dljax.tasks import build_experiment, loop_options, train
 
 
 def train_from_untrained(config, workdir):
@@ -26,7 +26,7 @@ def train_from_untrained(config, workdir):
     experiment = build_experiment(config, mesh)
     initial = jax.jit(experiment.init_state, out_shardings=NamedSharding(mesh, P()))()
     untrained = experiment.evaluate(initial)["val_loss"]
-    return loop.run(experiment, config, str(workdir)), untrained
+    return loop.run(experiment, loop_options(config), str(workdir)), untrained
 
 
 # 20 smoke steps lower the validation loss by 0.08-0.12 nats (tiny-shakespeare: GPT 4.187 -> 4.085,

@@ -11,7 +11,7 @@ Variant `smoke` runs in seconds (tests).
 
 import ml_collections
 
-from dljax.config import base_config, make_smoke
+from dljax.config import apply_variant, base_config, make_smoke
 
 
 def variant(
@@ -65,18 +65,18 @@ def get_config(variant_name: str = ""):
       "adam_unit_normal": variant("adam", 1e-3, kernel_init="unit_normal"),
     }
   )
-  if variant_name == "smoke":
-    c.dataset = "digits"  # scikit-learn's 8x8 digits: loads in no time
-    c.hidden = (16,)
-    c.batch_size = 32
-    c.variants = ml_collections.ConfigDict(
-      {
-        "sgd": c.variants.sgd,  # two differing variants
-        "adam_tanh": c.variants.adam_tanh,
-      }
-    )
-    make_smoke(c)
-    c.eval_every_steps = 10  # two evaluations, two redraws of comparison.png
-  elif variant_name:
-    raise ValueError(f"unknown variant {variant_name!r} of basics_compare; known: smoke")
-  return c
+  return apply_variant(c, variant_name, {"smoke": smoke})
+
+
+def smoke(c):
+  c.dataset = "digits"  # scikit-learn's 8x8 digits: loads in no time
+  c.hidden = (16,)
+  c.batch_size = 32
+  c.variants = ml_collections.ConfigDict(
+    {
+      "sgd": c.variants.sgd,  # two differing variants
+      "adam_tanh": c.variants.adam_tanh,
+    }
+  )
+  make_smoke(c)
+  c.eval_every_steps = 10  # two evaluations, two redraws of comparison.png

@@ -8,7 +8,7 @@ float64 (dljax.tasks.basics_gradcheck). A tanh network: ReLU's kinks make finite
 unreliable for the few units whose input crosses zero within eps. Variant `smoke`: tests.
 """
 
-from dljax.config import make_smoke
+from dljax.config import apply_variant, make_smoke
 from dljax.tasks.basics import basics_config
 
 
@@ -27,9 +27,9 @@ def get_config(variant: str = ""):
   c.model.activation = "tanh"  # smooth: finite differences are exact to O(eps^2) everywhere
   c.optimizer.name = "adam"
   c.optimizer.learning_rate = 0.01
-  if variant == "smoke":
-    make_smoke(c, num_steps=10)  # one evaluation (the last): one check
-    c.model.hidden = (8,)
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of basics_gradcheck; known: smoke")
-  return c
+  return apply_variant(c, variant, {"smoke": smoke})
+
+
+def smoke(c):
+  make_smoke(c, num_steps=10)  # one evaluation (the last): one check
+  c.model.hidden = (8,)

@@ -8,7 +8,7 @@ schedule; variant `jax_grad`: theta <- theta - lr * grad written by hand
 (dljax.tasks.basics.gradient_descent). Variant `smoke` runs in seconds (tests).
 """
 
-from dljax.config import make_smoke
+from dljax.config import apply_variant, make_smoke
 from dljax.tasks.basics import basics_config
 
 
@@ -23,14 +23,20 @@ def get_config(variant: str = ""):
   c.optimizer.learning_rate = 0.05
   c.optimizer.momentum = 0.9
   c.optimizer.schedule = "cosine"  # decays to 0: the last steps average out the minibatch noise
-  if variant in ("jax_grad", "jax_grad_smoke"):
-    c.update_rule = "jax_grad"  # theta <- theta - lr * grad (basics.gradient_descent)
-    c.optimizer.learning_rate = 0.1  # the only optimizer field the hand-written update reads
-  if variant in ("smoke", "jax_grad_smoke"):
-    make_smoke(c, num_steps=60)
-    c.eval_every_steps = 30  # two evaluations
-  elif variant not in ("", "jax_grad"):
-    raise ValueError(
-      f"unknown variant {variant!r} of basics_linear; known: jax_grad, smoke, jax_grad_smoke"
-    )
-  return c
+  variants = {"jax_grad": jax_grad, "smoke": smoke, "jax_grad_smoke": jax_grad_smoke}
+  return apply_variant(c, variant, variants)
+
+
+def jax_grad(c):
+  c.update_rule = "jax_grad"  # theta <- theta - lr * grad (basics.gradient_descent)
+  c.optimizer.learning_rate = 0.1  # the only optimizer field the hand-written update reads
+
+
+def smoke(c):
+  make_smoke(c, num_steps=60)
+  c.eval_every_steps = 30  # two evaluations
+
+
+def jax_grad_smoke(c):
+  jax_grad(c)
+  smoke(c)

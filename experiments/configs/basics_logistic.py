@@ -10,7 +10,7 @@ variant `jax_grad`: full-batch theta <- theta - lr * grad by hand. Variant `smok
 seconds (tests).
 """
 
-from dljax.config import make_smoke
+from dljax.config import apply_variant, make_smoke
 from dljax.tasks.basics import basics_config
 
 
@@ -24,15 +24,21 @@ def get_config(variant: str = ""):
   c.optimizer.name = "adam"  # minibatch Adam (optax)
   c.optimizer.learning_rate = 0.05
   c.optimizer.schedule = "cosine"  # decays to 0: the last steps average out the minibatch noise
-  if variant in ("jax_grad", "jax_grad_smoke"):
-    c.update_rule = "jax_grad"  # theta <- theta - lr * grad (basics.gradient_descent)
-    c.batch_size = c.num_train  # full-batch gradient descent: converges to the exact optimum
-    c.optimizer.learning_rate = 2.0  # the loss's Hessian is E[p (1 - p) x x^T] <= I / 4
-  if variant in ("smoke", "jax_grad_smoke"):
-    make_smoke(c, num_steps=60)
-    c.eval_every_steps = 30  # two evaluations
-  elif variant not in ("", "jax_grad"):
-    raise ValueError(
-      f"unknown variant {variant!r} of basics_logistic; known: jax_grad, smoke, jax_grad_smoke"
-    )
-  return c
+  variants = {"jax_grad": jax_grad, "smoke": smoke, "jax_grad_smoke": jax_grad_smoke}
+  return apply_variant(c, variant, variants)
+
+
+def jax_grad(c):
+  c.update_rule = "jax_grad"  # theta <- theta - lr * grad (basics.gradient_descent)
+  c.batch_size = c.num_train  # full-batch gradient descent: converges to the exact optimum
+  c.optimizer.learning_rate = 2.0  # the loss's Hessian is E[p (1 - p) x x^T] <= I / 4
+
+
+def smoke(c):
+  make_smoke(c, num_steps=60)
+  c.eval_every_steps = 30  # two evaluations
+
+
+def jax_grad_smoke(c):
+  jax_grad(c)
+  smoke(c)

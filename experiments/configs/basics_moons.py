@@ -6,7 +6,7 @@ Writes WORKDIR/boundary/step_NNNNNN.png at every evaluation: the predicted class
 the plane as it trains. Variant `smoke` runs in seconds (tests).
 """
 
-from dljax.config import make_smoke
+from dljax.config import apply_variant, make_smoke
 from dljax.tasks.basics import basics_config
 
 
@@ -25,10 +25,10 @@ def get_config(variant: str = ""):
   c.optimizer.name = "adam"
   c.optimizer.learning_rate = 0.003  # slow enough for the frames to show the boundary forming
   c.optimizer.schedule = "constant"
-  if variant == "smoke":
-    make_smoke(c, num_steps=20)
-    c.eval_every_steps = 10  # two frames
-    c.model.hidden = (8,)
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of basics_moons; known: smoke")
-  return c
+  return apply_variant(c, variant, {"smoke": smoke})
+
+
+def smoke(c):
+  make_smoke(c, num_steps=20)
+  c.eval_every_steps = 10  # two frames
+  c.model.hidden = (8,)

@@ -12,6 +12,7 @@ Measured on a 2-core CPU (jax 0.10.2): mean final return 500.0, every one of the
 
 import ml_collections
 
+from dljax.config import apply_variant
 from dljax.rl.config import rl_config
 
 
@@ -54,18 +55,18 @@ def get_config(variant: str = ""):
   )
   c.optimizer.learning_rate = 7e-4
   c.optimizer.grad_clip_norm = 10.0
-  if variant == "smoke":
-    c.num_seeds = 2
-    c.num_envs = 4
-    c.rollout_steps = 4
-    c.total_env_steps = 4 * 4 * 12
-    c.chunk_updates = 3
-    c.eval_episodes = 2
-    c.checkpoint_every_steps = 2
-    c.dqn.buffer_size = 64
-    c.dqn.batch_size = 8
-    c.dqn.learning_starts = 32
-    c.dqn.gradient_steps = 2
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of cartpole_dqn; known: smoke")
-  return c
+  return apply_variant(c, variant, {"smoke": smoke})
+
+
+def smoke(c):
+  c.num_seeds = 2
+  c.num_envs = 4
+  c.rollout_steps = 4
+  c.total_env_steps = 4 * 4 * 12
+  c.chunk_updates = 3
+  c.eval_episodes = 2
+  c.checkpoint_every_steps = 2
+  c.dqn.buffer_size = 64
+  c.dqn.batch_size = 8
+  c.dqn.learning_starts = 32
+  c.dqn.gradient_steps = 2

@@ -14,6 +14,7 @@ per update). Compiling (init ~4.6 s of CPU, the chunk ~7.8 s, evaluation ~2 s) i
 run.
 """
 
+from dljax.config import apply_variant
 from dljax.rl.config import ppo_config, rl_config
 
 
@@ -35,13 +36,13 @@ def get_config(variant: str = ""):
   c.ppo.num_epochs = 2
   c.ppo.num_minibatches = 8
   c.optimizer.learning_rate = 5e-4
-  if variant == "smoke":
-    c.num_seeds = 2
-    c.rollout_steps = 16
-    c.total_env_steps = 4 * 16 * 12
-    c.chunk_updates = 3
-    c.eval_episodes = 2
-    c.checkpoint_every_steps = 2
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of cartpole_ppo; known: smoke")
-  return c
+  return apply_variant(c, variant, {"smoke": smoke})
+
+
+def smoke(c):
+  c.num_seeds = 2
+  c.rollout_steps = 16
+  c.total_env_steps = 4 * 16 * 12
+  c.chunk_updates = 3
+  c.eval_episodes = 2
+  c.checkpoint_every_steps = 2

@@ -9,13 +9,13 @@ Not trained to the end here (no CIFAR-10 offline); a ResNet-20 step of batch 128
 2-core CPU (benchmarks.throughput), so 90 epochs are meant for an accelerator.
 """
 
-from dljax.config import image_classification_config, make_smoke
+from dljax.config import apply_variant, image_classification_config, make_smoke
 
 
 def get_config(variant: str = ""):
   c = image_classification_config()
   c.dataset = "cifar10"
-  c.model.name = "resnet20"
+  c.model.name = "resnet20"  # dljax.models.resnet: resnet20 or resnet18
   c.batch_size = 128
   c.num_epochs = 90
   c.eval_every_steps = 3900
@@ -28,13 +28,13 @@ def get_config(variant: str = ""):
   c.optimizer.warmup_steps = 390
   c.augment.crop_pad = 4
   c.augment.flip = True
-  if variant == "smoke":
-    c.dataset = "digits"
-    c.augment.flip = False
-    c.augment.crop_pad = 1
-    c.batch_size = 32
-    make_smoke(c, num_steps=10)
-    c.eval_every_steps = 5
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of cifar10_resnet; known: smoke")
-  return c
+  return apply_variant(c, variant, {"smoke": smoke})
+
+
+def smoke(c):
+  c.dataset = "digits"
+  c.augment.flip = False
+  c.augment.crop_pad = 1
+  c.batch_size = 32
+  make_smoke(c, num_steps=10)
+  c.eval_every_steps = 5

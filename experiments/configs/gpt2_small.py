@@ -14,7 +14,7 @@ builds a character vocabulary from the text, so the embedding shrinks accordingl
 shape needs the 50304-token vocabulary of the synthetic benchmark data.
 """
 
-from dljax.config import language_model_config
+from dljax.config import apply_variant, language_model_config
 
 
 def get_config(variant: str = ""):
@@ -41,6 +41,4 @@ def get_config(variant: str = ""):
   c.optimizer.warmup_steps = 2000
   c.optimizer.end_learning_rate_factor = 0.1  # min_lr 6e-5
   c.optimizer.grad_clip_norm = 1.0
-  if variant:
-    raise ValueError(f"unknown variant {variant!r} of gpt2_small; it has none")
-  return c
+  return apply_variant(c, variant, {})

@@ -10,16 +10,16 @@ Measured on a 2-core CPU (2 CPU devices, jax 0.10.2): test accuracy 98.7 / 98.9 
 One CPU device (--config.cpu_devices=1): 29 ms/step, 50 s.
 """
 
-from dljax.config import image_classification_config, make_smoke
+from dljax.config import apply_variant, image_classification_config, make_smoke
 
 
 def get_config(variant: str = ""):
   c = image_classification_config()
   c.dataset = "mnist5k"
-  c.model.name = "cnn"
-  c.model.features = (32, 64)
-  c.model.dense = 256
-  c.model.dropout = 0.3
+  c.model.name = "cnn"  # dljax.models.cnn: conv stages, a dense layer, the logits
+  c.model.features = (32, 64)  # channels of the conv stages (3x3 conv, ReLU, 2x2 pool each)
+  c.model.dense = 256  # width of the ReLU layer before the logits
+  c.model.dropout = 0.3  # before the logits, in training
   c.model.conv = "shift"  # nn.Conv's function, faster on CPU
   c.model.pool = "max"  # ~0.4 points over "avg" at ~25% more time per step
   c.batch_size = 64  # measured ~2.4x faster per example than 128 on CPU (cache, presumably)
@@ -30,12 +30,12 @@ def get_config(variant: str = ""):
   c.optimizer.schedule = "cosine"
   c.optimizer.warmup_steps = 372  # a quarter of the run: warmup + cosine is a one-cycle schedule
   c.augment.crop_pad = 2
-  if variant == "smoke":
-    c.dataset = "digits"
-    c.model.features = (8,)
-    c.model.dense = 32
-    c.batch_size = 32
-    make_smoke(c)
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of mnist_cnn; known: smoke")
-  return c
+  return apply_variant(c, variant, {"smoke": smoke})
+
+
+def smoke(c):
+  c.dataset = "digits"
+  c.model.features = (8,)
+  c.model.dense = 32
+  c.batch_size = 32
+  make_smoke(c)

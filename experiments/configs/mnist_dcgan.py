@@ -15,7 +15,7 @@ Measured on the shared 2-core CPU (2 CPU devices, jax 0.10.2), heavily loaded (l
 
 import ml_collections
 
-from dljax.config import base_config, make_smoke
+from dljax.config import apply_variant, base_config, make_smoke
 
 
 def adam_for_gans(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -41,29 +41,30 @@ def get_config(variant: str = ""):
   c.num_grid_samples = 64  # samples from one fixed noise batch per grid
   c.fid_classifier_workdir = "runs/mnist_cnn"  # mnist_cnn run for fid_mnist_cnn ('' = no FID)
 
-  c.gen = ml_collections.ConfigDict()
+  c.gen = ml_collections.ConfigDict()  # the generator: its model and its optimizer
   c.gen.model = ml_collections.ConfigDict()
-  c.gen.model.name = "dcgan_generator"
+  c.gen.model.name = "dcgan_generator"  # dljax.models.dcgan
   c.gen.model.latent_dim = 64  # size of the noise z ~ N(0, I)
   c.gen.model.features = (64, 32)  # channels at 7x7, then 14x14 (28x28 images; 8, 16 for 32x32)
   c.gen.optimizer = adam_for_gans(c.optimizer)
 
-  c.disc = ml_collections.ConfigDict()
+  c.disc = ml_collections.ConfigDict()  # the discriminator: its model and its optimizer
   c.disc.model = ml_collections.ConfigDict()
-  c.disc.model.name = "dcgan_discriminator"
+  c.disc.model.name = "dcgan_discriminator"  # dljax.models.dcgan
   c.disc.model.features = (32, 64)  # channels at 14x14, then 7x7 (28x28 images)
   c.disc.optimizer = adam_for_gans(c.optimizer)
 
-  if variant == "smoke":
-    c.batch_size = 16
-    c.gen.model.latent_dim = 8
-    c.gen.model.features = (8, 4)
-    c.disc.model.features = (4, 8)
-    c.num_grid_samples = 16
-    c.fid_classifier_workdir = ""
-    make_smoke(c)
-    c.eval_every_steps = 10
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of mnist_dcgan; known: smoke")
+  apply_variant(c, variant, {"smoke": smoke})
   del c["optimizer"]  # each network has its own, above
   return c
+
+
+def smoke(c):
+  c.batch_size = 16
+  c.gen.model.latent_dim = 8
+  c.gen.model.features = (8, 4)
+  c.disc.model.features = (4, 8)
+  c.num_grid_samples = 16
+  c.fid_classifier_workdir = ""
+  make_smoke(c)
+  c.eval_every_steps = 10

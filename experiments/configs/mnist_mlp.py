@@ -7,26 +7,26 @@ Variant `smoke` runs in seconds (tests).
 Measured on a 2-core CPU (jax 0.10.2): test accuracy 94.8 % after 30 epochs, 12 s wall time.
 """
 
-from dljax.config import image_classification_config, make_smoke
+from dljax.config import apply_variant, image_classification_config, make_smoke
 
 
 def get_config(variant: str = ""):
   c = image_classification_config()
   c.dataset = "mnist5k"
-  c.model.name = "mlp"
-  c.model.hidden = (512, 512)
-  c.model.dropout = 0.2
+  c.model.name = "mlp"  # dljax.models.mlp
+  c.model.hidden = (512, 512)  # widths of the hidden layers
+  c.model.dropout = 0.2  # after each hidden layer, in training
   c.batch_size = 128
   c.num_epochs = 30
   c.optimizer.name = "adamw"
   c.optimizer.learning_rate = 1e-3
   c.optimizer.warmup_steps = 30
   c.optimizer.weight_decay = 1e-4
-  if variant == "smoke":
-    c.dataset = "digits"
-    c.model.hidden = (32,)
-    c.batch_size = 32
-    make_smoke(c)
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of mnist_mlp; known: smoke")
-  return c
+  return apply_variant(c, variant, {"smoke": smoke})
+
+
+def smoke(c):
+  c.dataset = "digits"
+  c.model.hidden = (32,)
+  c.batch_size = 32
+  make_smoke(c)

@@ -11,7 +11,7 @@ The default is the Flax VAE example's MLP (784-500-20, ReLU, Bernoulli decoder) 
 
 import ml_collections
 
-from dljax.config import base_config, make_smoke
+from dljax.config import apply_variant, base_config, make_smoke
 
 
 def get_config(variant: str = ""):
@@ -35,24 +35,28 @@ def get_config(variant: str = ""):
   c.optimizer.name = "adam"
   c.optimizer.learning_rate = 1e-3
   c.optimizer.schedule = "cosine"
-  if variant == "conv":
-    c.model.name = "vae_conv"
-    c.model.features = (16, 32)  # channels of the downsampling conv stages (decoder: reversed)
-    c.model.hidden = 256
-    # Its decoder costs ~25x the MLP's per sample on XLA:CPU; k = 1000 took ~10 min here.
-    c.iw_samples = 100
-  elif variant == "latent2":
-    c.model.latent_dim = 2
-  elif variant == "smoke":
-    c.dataset = "digits"  # 8x8 digits, offline and tiny
-    c.model.latent_dim = 2  # exercises every figure
-    c.model.hidden = 32
-    c.batch_size = 32
-    c.eval_every_steps = 10
-    c.iw_samples = 8
-    c.iw_batch_size = 40
-    c.fid_classifier_workdir = ""  # no classifier run needed
-    make_smoke(c)
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of mnist_vae; known: conv, latent2, smoke")
-  return c
+  return apply_variant(c, variant, {"conv": conv, "latent2": latent2, "smoke": smoke})
+
+
+def conv(c):
+  c.model.name = "vae_conv"
+  c.model.features = (16, 32)  # channels of the downsampling conv stages (decoder: reversed)
+  c.model.hidden = 256
+  # Its decoder costs ~25x the MLP's per sample on XLA:CPU; k = 1000 took ~10 min here.
+  c.iw_samples = 100
+
+
+def latent2(c):
+  c.model.latent_dim = 2
+
+
+def smoke(c):
+  c.dataset = "digits"  # 8x8 digits, offline and tiny
+  c.model.latent_dim = 2  # exercises every figure
+  c.model.hidden = 32
+  c.batch_size = 32
+  c.eval_every_steps = 10
+  c.iw_samples = 8
+  c.iw_batch_size = 40
+  c.fid_classifier_workdir = ""  # no classifier run needed
+  make_smoke(c)

@@ -9,6 +9,7 @@ Measured on a 2-core CPU (jax 0.10.2): mean return -175.2 over 8 seeds (worst se
 70 s wall time.
 """
 
+from dljax.config import apply_variant
 from dljax.rl.config import ppo_config, rl_config
 
 
@@ -24,15 +25,15 @@ def get_config(variant: str = ""):
   c.ppo = ppo_config()
   c.ppo.update(gamma=0.95, ent_coef=0.0, num_epochs=10, num_minibatches=8, reward_scale=0.1)
   c.optimizer.learning_rate = 1e-3
-  if variant == "smoke":
-    c.num_seeds = 2
-    c.num_envs = 4
-    c.rollout_steps = 16
-    c.total_env_steps = 4 * 16 * 6
-    c.chunk_updates = 3
-    c.eval_episodes = 2
-    c.ppo.num_epochs = 2
-    c.ppo.num_minibatches = 2
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of pendulum_ppo; known: smoke")
-  return c
+  return apply_variant(c, variant, {"smoke": smoke})
+
+
+def smoke(c):
+  c.num_seeds = 2
+  c.num_envs = 4
+  c.rollout_steps = 16
+  c.total_env_steps = 4 * 16 * 6
+  c.chunk_updates = 3
+  c.eval_episodes = 2
+  c.ppo.num_epochs = 2
+  c.ppo.num_minibatches = 2

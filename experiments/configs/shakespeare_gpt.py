@@ -15,51 +15,53 @@ nanoGPT's CPU command needs 110 s for val 1.886 (`python -m benchmarks.race --ra
 shakespeare_gpt` races the two).
 """
 
-from dljax.config import language_model_config, language_model_smoke
+from dljax.config import apply_variant, language_model_config, language_model_smoke
 
 
 def get_config(variant: str = ""):
   c = language_model_config()
-  c.model.name = "gpt"
-  c.model.n_layer = 6
-  c.model.n_head = 6
-  c.model.n_embd = 384
-  c.model.dropout = 0.2
+  c.model.name = "gpt"  # dljax.models.gpt
+  c.model.n_layer = 6  # transformer blocks
+  c.model.n_head = 6  # attention heads per block
+  c.model.n_embd = 384  # width of the residual stream
+  c.model.dropout = 0.2  # on the embeddings and residual branches, in training
   c.model.bias = False  # nanoGPT's default
   c.model.explicit_attention = False  # jax.nn.dot_product_attention: fused kernels on GPU
-  if variant == "cpu":
-    c.block_size = 64
-    c.batch_size = 12
-    c.model.n_layer = 4
-    c.model.n_head = 4
-    c.model.n_embd = 128
-    c.model.dropout = 0.0
-    # Measured on XLA:CPU (2 cores, jax 0.10.2): this shape trains at 32.5 ms/step with biases
-    # and 53 ms/step without them (+0.4% parameters); einsum attention is ~10% faster than
-    # dot_product_attention; one device beats two at batch 12 (each would get 6 rows).
-    c.model.bias = True
-    c.model.explicit_attention = True
-    c.cpu_devices = 1
-    # nanoGPT runs 2000 iterations at lr 1e-3 to val 1.886; a 3x higher peak gets below that in
-    # 1400 (val 1.894 after 1200, 1.933 after 1000 at lr 4e-3).
-    c.num_steps = 1400
-    c.steps_per_call = 50  # small steps: scanning 50 per call saves ~25% of dispatch overhead
-    # What is not training counts in a race: one evaluation, at the end (2048 windows cost ~3.5 s
-    # of CPU time, ~100 steps' worth), and no sample (compiling the decoder costs about as much;
-    # experiments.generate samples from the run directory afterwards).
-    c.eval_every_steps = 0
-    c.sample_tokens = 0
-    c.log_every_steps = 50
-    c.checkpoint_every_steps = 700
-    c.optimizer.learning_rate = 3e-3
-    c.optimizer.warmup_steps = 50
-    c.optimizer.end_learning_rate_factor = 1e-4 / 3e-3  # nanoGPT's min_lr 1e-4
-  elif variant == "smoke":
-    language_model_smoke(c)
-    c.model.n_layer = 1
-    c.model.n_head = 2
-    c.model.n_embd = 16
-    c.model.dropout = 0.1
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r} of shakespeare_gpt; known: cpu, smoke")
-  return c
+  return apply_variant(c, variant, {"cpu": cpu, "smoke": smoke})
+
+
+def cpu(c):
+  c.block_size = 64
+  c.batch_size = 12
+  c.model.n_layer = 4
+  c.model.n_head = 4
+  c.model.n_embd = 128
+  c.model.dropout = 0.0
+  # Measured on XLA:CPU (2 cores, jax 0.10.2): this shape trains at 32.5 ms/step with biases
+  # and 53 ms/step without them (+0.4% parameters); einsum attention is ~10% faster than
+  # dot_product_attention; one device beats two at batch 12 (each would get 6 rows).
+  c.model.bias = True
+  c.model.explicit_attention = True
+  c.cpu_devices = 1
+  # nanoGPT runs 2000 iterations at lr 1e-3 to val 1.886; a 3x higher peak gets below that in
+  # 1400 (val 1.894 after 1200, 1.933 after 1000 at lr 4e-3).
+  c.num_steps = 1400
+  c.steps_per_call = 50  # small steps: scanning 50 per call saves ~25% of dispatch overhead
+  # What is not training counts in a race: one evaluation, at the end (2048 windows cost ~3.5 s
+  # of CPU time, ~100 steps' worth), and no sample (compiling the decoder costs about as much;
+  # experiments.generate samples from the run directory afterwards).
+  c.eval_every_steps = 0
+  c.sample_tokens = 0
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 700
+  c.optimizer.learning_rate = 3e-3
+  c.optimizer.warmup_steps = 50
+  c.optimizer.end_learning_rate_factor = 1e-4 / 3e-3  # nanoGPT's min_lr 1e-4
+
+
+def smoke(c):
+  language_model_smoke(c)
+  c.model.n_layer = 1
+  c.model.n_head = 2
+  c.model.n_embd = 16
+  c.model.dropout = 0.1

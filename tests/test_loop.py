@@ -1,0 +1,90 @@
+"""What a task declares to the loop: where its state lives and which metrics must stay finite."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from dljax import loop, parallel
+from dljax.errors import DljaxError, NonFiniteLossError
+
+OPTIONS = loop.LoopOptions(
+  log_every_steps=1,
+  eval_every_steps=0,
+  checkpoint_every_steps=2,
+  keep_checkpoints=2,
+  quiet=True,
+  watchdog_timeout_s=0.0,
+  config={},
+)
+
+
+def tiny_experiment(num_steps: int, **fields) -> loop.Experiment:
+  """w <- w + 1 on a vector of 4; `noise` is NaN from step 1 on, `loss` stays finite."""
+  mesh = parallel.make_data_mesh(2)
+
+  @jax.jit
+  def train_step(state, feed):
+    noise = jnp.where(state["step"] >= 1, jnp.nan, 0.0)
+    return {"w": state["w"] + 1, "step": state["step"] + 1}, {
+      "loss": state["w"].sum(),
+      "noise": noise,
+    }
+
+  def evaluate(state):
+    return {"w": float(state["w"].sum()), "split": float(state["w"].sharding.spec == P("data"))}
+
+  return loop.Experiment(
+    init_state=lambda: {"w": jnp.zeros(4), "step": jnp.int32(0)},
+    train_step=train_step,
+    feed=lambda step: None,
+    evaluate=evaluate,
+    num_steps=num_steps,
+    identity={},
+    mesh=mesh,
+    **fields,
+  )
+
+
+def test_the_state_lives_where_the_task_says_also_after_a_resume(tmp_path):
+  mesh = parallel.make_data_mesh(2)
+  split = {"w": NamedSharding(mesh, P("data")), "step": NamedSharding(mesh, P())}
+  with jax.set_mesh(mesh):
+    first = loop.run(
+      tiny_experiment(2, state_sharding=split, finite_metrics=("loss",)), OPTIONS, str(tmp_path)
+    )
+    resumed = loop.run(
+      tiny_experiment(4, state_sharding=split, finite_metrics=("loss",)), OPTIONS, str(tmp_path)
+    )
+    replicated = loop.run(
+      tiny_experiment(2, finite_metrics=("loss",)), OPTIONS, str(tmp_path / "r")
+    )
+  assert first["final"] == {"w": 8.0, "split": 1.0}
+  assert resumed["resumed_from_step"] == 2 and resumed["final"] == {"w": 16.0, "split": 1.0}
+  assert replicated["final"]["split"] == 0.0
+
+
+def test_the_nan_guard_checks_the_metrics_the_task_names(tmp_path):
+  with jax.set_mesh(parallel.make_data_mesh(2)):
+    assert loop.run(tiny_experiment(2, finite_metrics=("loss",)), OPTIONS, str(tmp_path / "a"))
+    with pytest.raises(NonFiniteLossError, match="the noise became NaN or inf at step 1"):
+      loop.run(tiny_experiment(2), OPTIONS, str(tmp_path / "b"))
+    with pytest.raises(ValueError, match=r"names \['los'\], which the train step does not return"):
+      loop.run(tiny_experiment(2, finite_metrics=("los",)), OPTIONS, str(tmp_path / "c"))
+
+
+@pytest.mark.parametrize(
+  "bad, message",
+  [
+    ({"watchdog_timeout_s": -1.0}, "watchdog_timeout_s=-1.0 must be a number of seconds >= 0"),
+    ({"watchdog_timeout_s": float("nan")}, "watchdog_timeout_s=nan must be"),
+    ({"keep_checkpoints": 0}, "keep_checkpoints=0 keeps none"),
+    ({"checkpoint_every_steps": -10}, "checkpoint_every_steps=-10 is negative"),
+  ],
+)
+def test_bad_loop_options_are_refused_in_one_line(bad, message):
+  with pytest.raises(DljaxError, match=message):
+    dataclasses.replace(OPTIONS, **bad)
