@@ -23,7 +23,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from dljax import parallel
+from dljax import distributed, parallel
 from dljax.checkpoint import Checkpointer, abstract_like
 from dljax.errors import DljaxError, NonFiniteLossError, TrainingInterrupted
 from dljax.metrics_log import MetricsLog
@@ -195,6 +195,7 @@ class _Run:
     self.pending: list[tuple[int, dict]] = []
     self.bounded_dispatch = parallel.needs_bounded_dispatch(exp.mesh)
     self.log = MetricsLog(workdir, self.step)
+    self.files_dir = distributed.output_dir(workdir)  # other processes write to a scratch dir
 
   def non_finite(self, what: str, step: int) -> NonFiniteLossError:
     return NonFiniteLossError(
@@ -225,7 +226,7 @@ class _Run:
     metrics = self.exp.evaluate(self.state)
     self.log.write(self.step, "eval", metrics)
     if self.exp.after_eval is not None:
-      self.exp.after_eval(self.state, self.step, self.workdir)
+      self.exp.after_eval(self.state, self.step, self.files_dir)
     self.eval_time += time.perf_counter() - t0
     return metrics
 
@@ -282,7 +283,7 @@ def run(experiment: Experiment, config, workdir: str, start_time: float | None =
     unit="step",
     dynamic_ncols=True,
     mininterval=1.0,
-    disable=config.quiet,
+    disable=config.quiet or not distributed.is_writer(),
   )
   t0 = time.perf_counter()
   try:
@@ -311,6 +312,7 @@ def run(experiment: Experiment, config, workdir: str, start_time: float | None =
     "step_time_ms": 1e3 * train_time / steps_run if steps_run else math.nan,
     "devices": f"{experiment.mesh.size} x {jax.devices()[0].device_kind}",
   }
-  with open(os.path.join(workdir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=2)
+  if distributed.is_writer():
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=2)
   return summary

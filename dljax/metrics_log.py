@@ -1,10 +1,16 @@
-"""Where training metrics go: `metrics.jsonl`, TensorBoard event files and a PNG of the curves."""
+"""Where training metrics go: `metrics.jsonl`, TensorBoard event files and a PNG of the curves.
+
+In a job of several processes only the writer (process 0, dljax.distributed) keeps them; the
+others' logs are inert.
+"""
 
 import json
 import math
 import os
 
 import numpy as np
+
+from dljax import distributed
 
 
 class MetricsLog:
@@ -19,6 +25,9 @@ class MetricsLog:
 
     self.path = os.path.join(workdir, "metrics.jsonl")
     self.records = []
+    self._tb = None
+    if not distributed.is_writer():
+      return
     if os.path.exists(self.path):
       with open(self.path) as f:
         self.records = [r for r in map(json.loads, f) if r["step"] <= resume_step]
@@ -27,6 +36,8 @@ class MetricsLog:
     self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
 
   def write(self, step: int, split: str, metrics: dict[str, float]):
+    if self._tb is None:
+      return
     record = {"step": step, "split": split, **{k: float(v) for k, v in metrics.items()}}
     self.records.append(record)
     with open(self.path, "a") as f:
@@ -35,7 +46,8 @@ class MetricsLog:
       self._tb.add_scalar(f"{split}/{name}", float(value), step)
 
   def close(self):
-    self._tb.close()
+    if self._tb is not None:
+      self._tb.close()
 
   def plot(self, path: str):
     """One panel per metric, one line per split."""

@@ -29,9 +29,12 @@ def main(argv):
 
   config = _CONFIG.value
   parallel.setup_devices(config.cpu_devices, config.distributed, config.xla_optimization_level)
+  from dljax.distributed import is_writer
   from dljax.tasks import train
 
   summary = train(config, _WORKDIR.value, start_time=START_TIME)
+  if not is_writer():
+    return
   final = " ".join(
     f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["final"].items()
   )
