@@ -19,9 +19,11 @@ Kubernetes on its own.
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 
 import jax
+import numpy as np
 
 from dljax.errors import DljaxError
 
@@ -84,3 +86,42 @@ def output_dir(workdir: str) -> str:
   scratch = tempfile.mkdtemp(prefix=f"dljax-process{jax.process_index()}-")
   atexit.register(shutil.rmtree, scratch, ignore_errors=True)
   return scratch
+
+
+def agreed_stop_signal(received: int | None, at_boundary: bool) -> int | None:
+  """The stop signal (SIGINT/SIGTERM number) on which every process of the job stops now, or None.
+
+  Alone, a process stops after any step on its own signal (`received`). In a job of several, one
+  that stopped alone would leave the others blocked in the next step's all-reduce; so they decide
+  together, only at boundaries (`at_boundary`: the loop's log steps, already a host sync) where
+  every process calls this: an all-gather of the signals, any of which stops every process.
+  """
+  if jax.process_count() == 1:
+    return received
+  if not at_boundary:
+    return None
+  from jax.experimental import multihost_utils
+
+  signals = multihost_utils.process_allgather(np.int32(received or 0))
+  return int(np.max(signals)) or None
+
+
+# Exit status of a process whose job lost a peer (EX_TEMPFAIL: rerunning the job resumes it).
+PEER_LOST_EXIT_CODE = 75
+
+
+def exit_if_peer_lost(error: Exception):
+  """In a job of several processes, a JAX runtime error (a collective whose peer died: gloo's
+  "Connection reset by peer") ends this process at once with one line, instead of a traceback
+  followed by JAX's shutdown barrier, which would wait for the dead peer until the coordination
+  service's heartbeat timeout aborts the process. Does nothing otherwise."""
+  if not isinstance(error, jax.errors.JaxRuntimeError) or jax.process_count() == 1:
+    return
+  first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+  sys.stderr.write(
+    f"\nerror: process {jax.process_index()} of this {jax.process_count()}-process job stops: a "
+    f"collective failed, most likely because another process died ({first_line}). Rerun the "
+    f"job to resume from its last checkpoint.\n"
+  )
+  sys.stderr.flush()
+  os._exit(PEER_LOST_EXIT_CODE)

@@ -249,7 +249,8 @@ class _Run:
         jax.block_until_ready(self.pending[-1][1])  # step k-1 done; step k stays queued
       self.pending.append((self.step, metrics))
       self.step += exp.steps_per_call
-      if self.step % log_every == 0 or self.step == exp.num_steps:
+      at_log_step = self.step % log_every == 0 or self.step == exp.num_steps
+      if at_log_step:
         progress.set_postfix({k: f"{v:.4g}" for k, v in self.flush().items()}, refresh=False)
         progress.update(self.step - progress.n)
       if (
@@ -260,13 +261,14 @@ class _Run:
         self.evaluate()
       if config.checkpoint_every_steps and self.step % config.checkpoint_every_steps == 0:
         self.save()
-      if stop.received is not None:
+      received = distributed.agreed_stop_signal(stop.received, at_log_step)  # all processes
+      if received is not None:
         self.save()
         self.checkpointer.wait()
         raise TrainingInterrupted(
-          f"{signal.Signals(stop.received).name} received: stopped at step {self.step} and saved "
+          f"{signal.Signals(received).name} received: stopped at step {self.step} and saved "
           f"a checkpoint in {self.checkpointer.directory}. Run the same command again to resume.",
-          exit_code=128 + stop.received,
+          exit_code=128 + received,
         )
 
 

@@ -39,7 +39,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   args, train_flags = parser.parse_known_args(argv)
   for name in ("processes", "devices_per_process"):
     if getattr(args, name) < 1:
-      parser.error(f"--{name}={getattr(args, name)} must be at least 1")
+      print(f"error: --{name}={getattr(args, name)} must be at least 1", file=sys.stderr)
+      sys.exit(2)
   return args, train_flags
 
 

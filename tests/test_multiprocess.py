@@ -1,14 +1,20 @@
 """One job as two JAX processes on localhost (experiments.launch, gloo collectives) trains like
-one process: the same losses, and one set of files written by process 0."""
+one process: the same losses, and one set of files written by process 0. A SIGTERM to one
+process stops the whole job at one step with one checkpoint; a process that dies ends the others
+at once with one line."""
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_module
+from tests.conftest import REPO, run_module, signal_after_checkpoint
 
 TIMEOUT_S = 240
 
@@ -77,3 +83,122 @@ def test_two_processes_train_shakespeare_gpt_like_one(tmp_path, corpus_path):
   assert samples == sorted(p.name for p in (single / "samples").iterdir())
   for name in samples:  # sampled on every process, written once
     assert (job / "samples" / name).read_text() == (single / "samples" / name).read_text()
+
+
+MLP_LONG = [
+  "--config=experiments/configs/mnist_mlp.py:smoke",
+  "--config.num_steps=100",
+  "--config.checkpoint_every_steps=20",
+  "--config.log_every_steps=10",
+  "--config.quiet=True",
+]
+
+
+def start_by_hand(workdir, *flags: str) -> list[subprocess.Popen]:
+  """Two experiments.train processes joined through the DLJAX_* variables, as on a cluster."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    address = f"127.0.0.1:{s.getsockname()[1]}"
+  return [
+    subprocess.Popen(
+      [sys.executable, "-m", "experiments.train", *flags, f"--workdir={workdir}"]
+      + ["--config.distributed=True", "--config.cpu_devices=1"],
+      cwd=REPO,
+      env=dict(
+        os.environ,
+        DLJAX_COORDINATOR_ADDRESS=address,
+        DLJAX_NUM_PROCESSES="2",
+        DLJAX_PROCESS_ID=str(i),
+      ),
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
+
+
+def finish(processes: list[subprocess.Popen], timeout: float) -> list[tuple[int, str]]:
+  """Each process's exit status and stderr; kills what is still running after `timeout`."""
+  deadline = time.monotonic() + timeout
+  results = []
+  for p in processes:
+    try:
+      _, err = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+      p.kill()
+      _, err = p.communicate()
+      err += "\n(killed: still running at the timeout)"
+    results.append((p.returncode, err))
+  return results
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_to_one_process_stops_the_job_with_one_checkpoint_and_it_resumes(tmp_path):
+  job = tmp_path / "job"
+  processes = start_by_hand(job, *MLP_LONG)
+  try:
+    signal_after_checkpoint(processes[1], job, 20, signal.SIGTERM)
+  finally:
+    results = finish(processes, timeout=60)
+  for code, err in results:
+    assert code == 143, err[-3000:]
+  stopped_at = max(int(p.name) for p in (job / "checkpoints").iterdir())
+  assert 20 < stopped_at < 100 and stopped_at % 10 == 0  # one agreed log step, after the signal
+  for _, err in results:
+    assert f"SIGTERM received: stopped at step {stopped_at} and saved a checkpoint" in err
+
+  resumed = run_module(
+    "experiments.launch", "--processes=2", *MLP_LONG, f"--workdir={job}", timeout=TIMEOUT_S
+  )
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  single = run_module(
+    "experiments.train",
+    *MLP_LONG,
+    f"--workdir={tmp_path / 'single'}",
+    "--config.cpu_devices=1",
+    timeout=TIMEOUT_S,
+  )
+  assert single.returncode == 0, single.stderr[-3000:]
+  assert_same_metrics(records(job), records(tmp_path / "single"))
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_process_ends_the_others_at_once_with_one_line(tmp_path):
+  processes = start_by_hand(tmp_path / "job", *MLP_LONG)
+  try:
+    signal_after_checkpoint(processes[1], tmp_path / "job", 20, signal.SIGKILL)
+    t0 = time.monotonic()
+  finally:
+    (code, err), (killed, _) = finish(processes, timeout=60)
+  assert killed == -signal.SIGKILL
+  assert code == 75, err[-3000:]
+  assert time.monotonic() - t0 < 20  # not JAX's 30 s heartbeat timeout
+  assert (
+    err.strip()
+    .splitlines()[-1]
+    .startswith(
+      "error: process 0 of this 2-process job stops: a collective failed, most likely because "
+      "another process died"
+    )
+  )
+
+
+def test_the_launcher_exits_with_its_processes_failure(tmp_path):
+  out = run_module(
+    "experiments.launch",
+    "--processes=2",
+    "--config=experiments/configs/mnist_mlp.py:smoke",
+    f"--workdir={tmp_path / 'job'}",
+    "--config.no_such_key=1",
+    timeout=120,
+  )
+  assert out.returncode == 2
+  assert out.stderr.count("error: unknown config key 'no_such_key'") == 2
+  assert not (tmp_path / "job").exists()
+
+
+def test_the_launcher_refuses_a_bad_process_count():
+  out = run_module("experiments.launch", "--processes=0", timeout=60)
+  assert out.returncode == 2
+  assert out.stderr.strip() == "error: --processes=0 must be at least 1"
