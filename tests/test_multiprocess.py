@@ -190,15 +190,31 @@ def test_the_launcher_exits_with_its_processes_failure(tmp_path):
     "--processes=2",
     "--config=experiments/configs/mnist_mlp.py:smoke",
     f"--workdir={tmp_path / 'job'}",
-    "--config.no_such_key=1",
+    "--config.xla_optimization_level=4",  # refused by every process (dljax.parallel)
     timeout=120,
   )
   assert out.returncode == 2
-  assert out.stderr.count("error: unknown config key 'no_such_key'") == 2
+  assert out.stderr.count("error: xla_optimization_level=4 is not 0, 1, 2, 3 or -1") == 2
   assert not (tmp_path / "job").exists()
 
 
-def test_the_launcher_refuses_a_bad_process_count():
-  out = run_module("experiments.launch", "--processes=0", timeout=60)
+@pytest.mark.parametrize(
+  "flag, message",
+  [
+    ("--processes=0", "error: --processes=0 must be at least 1"),
+    ("--config.no_such_key=1", "error: unknown config key 'no_such_key'"),
+  ],
+)
+def test_the_launcher_refuses_bad_flags_before_starting_anything(tmp_path, flag, message):
+  out = run_module(
+    "experiments.launch",
+    "--processes=2",
+    "--config=experiments/configs/mnist_mlp.py:smoke",
+    f"--workdir={tmp_path / 'job'}",
+    flag,
+    timeout=60,
+  )
   assert out.returncode == 2
-  assert out.stderr.strip() == "error: --processes=0 must be at least 1"
+  assert out.stderr.strip().splitlines()[-1].startswith(message)
+  assert len(out.stderr.strip().splitlines()) == 1
+  assert not (tmp_path / "job").exists()
