@@ -13,7 +13,13 @@ import pytest
 from tests.conftest import REPO, config_path, run_module
 
 SMOKE = config_path("mnist_cnn") + ":smoke"
-FLAGS = [f"--config={SMOKE}", "--config.log_every_steps=1", "--config.quiet=True"]
+# Level 1: compiling is most of a smoke run's CPU time (dljax.parallel.setup_devices).
+FLAGS = [
+  f"--config={SMOKE}",
+  "--config.log_every_steps=1",
+  "--config.quiet=True",
+  "--config.xla_optimization_level=1",
+]
 
 # Restores step 10 of WORKDIR as the loop does (abstract_like(init_state, replicated) on this
 # process's mesh), checks it against the raw saved values, then resumes the run to its end.
@@ -23,7 +29,7 @@ import numpy as np
 import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 from dljax import parallel
-parallel.setup_devices(int(sys.argv[1]))
+parallel.setup_devices(int(sys.argv[1]), xla_optimization_level=1)
 from dljax.checkpoint import Checkpointer, abstract_like
 from dljax.cli import load_config
 from dljax.tasks import build_experiment, train
