@@ -176,10 +176,10 @@ def test_sigterm_to_one_process_stops_the_job_with_one_checkpoint_and_it_resumes
 
 
 @pytest.mark.timeout(120)
-def test_a_killed_process_ends_the_others_at_once_with_one_line(tmp_path):
-  # Killed while training (past step 30, after the save at 20): a process waiting in one of
-  # orbax's checkpoint barriers instead is ended by JAX at its heartbeat timeout (30 s), with
-  # JAX's own message.
+def test_a_killed_process_ends_the_others_in_bounded_time(tmp_path):
+  """Usually at once with dljax's one line (a collective with the dead peer fails); when the
+  survivor is waiting elsewhere (seen under load: orbax's background commit barrier of the
+  previous checkpoint), JAX aborts it at the heartbeat timeout (30 s) with its own message."""
   processes = start_by_hand(tmp_path / "job", *MLP_LONG)
   try:
     deadline = time.monotonic() + 120
@@ -191,16 +191,19 @@ def test_a_killed_process_ends_the_others_at_once_with_one_line(tmp_path):
   finally:
     (code, err), (killed, _) = finish(processes, timeout=60)
   assert killed == -signal.SIGKILL
-  assert code == 75, err[-3000:]
-  assert time.monotonic() - t0 < 20  # not JAX's 30 s heartbeat timeout
-  assert (
-    err.strip()
-    .splitlines()[-1]
-    .startswith(
-      "error: process 0 of this 2-process job stops: a collective failed, most likely because "
-      "another process died"
+  assert time.monotonic() - t0 < 30 + 15, err[-3000:]
+  if code == -signal.SIGABRT:
+    assert "the JAX distributed service detected fatal errors" in err
+  else:
+    assert code == 75, err[-3000:]
+    assert (
+      err.strip()
+      .splitlines()[-1]
+      .startswith(
+        "error: process 0 of this 2-process job stops: a collective failed, most likely because "
+        "another process died"
+      )
     )
-  )
 
 
 def test_the_launcher_exits_with_its_processes_failure(tmp_path):
