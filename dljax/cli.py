@@ -111,3 +111,9 @@ def run_main(main: Callable[[list[str]], None], argv: list[str] | None = None):
     )
     print(f"\nerror: {message}", file=sys.stderr)
     sys.exit(2)
+  except Exception as e:
+    if "jax" in sys.modules:  # a job of several processes whose peer died: one line, exit now
+      from dljax.distributed import exit_if_peer_lost
+
+      exit_if_peer_lost(e)
+    raise

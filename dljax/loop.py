@@ -24,7 +24,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from dljax import parallel
+from dljax import distributed, parallel
 from dljax.checkpoint import Checkpointer
 from dljax.errors import DljaxError, NonFiniteLossError, TrainingInterrupted
 from dljax.metrics_log import MetricsLog
@@ -153,6 +153,7 @@ class _Run:
     self.pending: list[tuple[int, dict]] = []
     self.bounded_dispatch = parallel.needs_bounded_dispatch(exp.mesh)
     self.log = MetricsLog(workdir, self.step)
+    self.files_dir = distributed.output_dir(workdir)  # other processes write to a scratch dir
 
   def non_finite(self, what: str, step: int) -> NonFiniteLossError:
     return NonFiniteLossError(
@@ -188,7 +189,7 @@ class _Run:
     metrics = self.exp.evaluate(self.state)
     self.log.write(self.step, "eval", metrics)
     if self.exp.after_eval is not None:
-      self.exp.after_eval(self.state, self.step, self.workdir)
+      self.exp.after_eval(self.state, self.step, self.files_dir)
     self.eval_time += time.perf_counter() - t0
     return metrics
 
@@ -213,7 +214,8 @@ class _Run:
         jax.block_until_ready(self.pending[-1][1])  # step k-1 done; step k stays queued
       self.pending.append((self.step, metrics))
       self.step += exp.steps_per_call
-      if self.step % log_every == 0 or self.step == exp.num_steps:
+      at_log_step = self.step % log_every == 0 or self.step == exp.num_steps
+      if at_log_step:
         progress.set_postfix({k: f"{v:.4g}" for k, v in self.flush().items()}, refresh=False)
         progress.update(self.step - progress.n)
       if (
@@ -224,13 +226,14 @@ class _Run:
         self.evaluate()
       if options.checkpoint_every_steps and self.step % options.checkpoint_every_steps == 0:
         self.save()
-      if stop.received is not None:
+      received = distributed.agreed_stop_signal(stop.received, at_log_step)  # all processes
+      if received is not None:
         self.save()
         self.checkpointer.wait()
         raise TrainingInterrupted(
-          f"{signal.Signals(stop.received).name} received: stopped at step {self.step} and saved "
+          f"{signal.Signals(received).name} received: stopped at step {self.step} and saved "
           f"a checkpoint in {self.checkpointer.directory}. Run the same command again to resume.",
-          exit_code=128 + stop.received,
+          exit_code=128 + received,
         )
 
 
@@ -249,7 +252,7 @@ def run(
     unit="step",
     dynamic_ncols=True,
     mininterval=1.0,
-    disable=options.quiet,
+    disable=options.quiet or not distributed.is_writer(),
   )
   watchdog = Watchdog(
     options.watchdog_timeout_s,
@@ -285,6 +288,7 @@ def run(
     "step_time_ms": 1e3 * train_time / steps_run if steps_run else math.nan,
     "devices": f"{experiment.mesh.size} x {jax.devices()[0].device_kind}",
   }
-  with open(os.path.join(workdir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=2)
+  if distributed.is_writer():
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=2)
   return summary

@@ -1,5 +1,8 @@
 """Where training metrics go: `metrics.jsonl`, TensorBoard event files and PNGs of the curves.
 
+In a job of several processes only the writer (process 0, dljax.distributed) keeps them; the
+others' logs are inert.
+
 `read_records` is the one reader of `metrics.jsonl` and `plot_records` the one way to draw it:
 by default one panel per metric, one line per split; a task can name its own panels (`Curve`s,
 optionally with a min-max band) and the axes' units (e.g. RL's env steps instead of steps).
@@ -11,6 +14,8 @@ import math
 import os
 
 import numpy as np
+
+from dljax import distributed
 
 
 def read_records(workdir: str, up_to_step: float = math.inf) -> list[dict]:
@@ -95,12 +100,18 @@ class MetricsLog:
     from tensorboardX import SummaryWriter
 
     self.path = os.path.join(workdir, "metrics.jsonl")
+    self.records = []
+    self._tb = None
+    if not distributed.is_writer():
+      return
     self.records = read_records(workdir, resume_step)
     with open(self.path, "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in self.records)
     self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
 
   def write(self, step: int, split: str, metrics: dict[str, float]):
+    if self._tb is None:
+      return
     record = {"step": step, "split": split, **{k: float(v) for k, v in metrics.items()}}
     self.records.append(record)
     with open(self.path, "a") as f:
@@ -109,7 +120,8 @@ class MetricsLog:
       self._tb.add_scalar(f"{split}/{name}", float(value), step)
 
   def close(self):
-    self._tb.close()
+    if self._tb is not None:
+      self._tb.close()
 
   def plot(self, path: str):
     """One panel per metric, one line per split."""

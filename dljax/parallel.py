@@ -11,6 +11,7 @@ import jax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from dljax import distributed as multi_process
 from dljax.errors import DljaxError, bad_value
 
 DATA_AXIS = "data"
@@ -34,7 +35,7 @@ def setup_devices(cpu_devices: int = 0, distributed: bool = False, xla_optimizat
     flag = f"--xla_backend_optimization_level={xla_optimization_level}"
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
   if distributed:
-    jax.distributed.initialize()
+    multi_process.initialize()
   n = cpu_devices or min(os.cpu_count() or 1, 8)
   if jax.config.jax_num_cpu_devices != n:  # JAX refuses any update once a backend is up
     jax.config.update("jax_num_cpu_devices", n)

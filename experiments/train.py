@@ -36,16 +36,15 @@ def main(argv):
   config = _CONFIG.value
   check_shared_config(config)
   parallel.setup_devices(config.cpu_devices, config.distributed, config.xla_optimization_level)
-  import jax
-
+  from dljax.distributed import is_writer
   from dljax.tasks import train
 
   # The processes of a multi-process job share WORKDIR: process 0 claims it for all of them.
-  # (jax.process_index() starts the backend: not before the task's set-up when not needed.)
-  first = not config.distributed or jax.process_index() == 0
-  claim = workdir_lock.hold if first else contextlib.nullcontext
+  claim = workdir_lock.hold if is_writer() else contextlib.nullcontext
   with claim(_WORKDIR.value):
     summary = train(config, _WORKDIR.value, start_time=START_TIME)
+  if not is_writer():
+    return
   final = " ".join(
     f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["final"].items()
   )
