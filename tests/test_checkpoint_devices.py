@@ -21,7 +21,7 @@ FLAGS = [
   "--config.xla_optimization_level=1",
 ]
 
-# Restores step 10 of WORKDIR as the loop does (abstract_like(init_state, replicated) on this
+# Restores step 10 of WORKDIR as the loop does (the shapes of the jitted init, replicated on this
 # process's mesh), checks it against the raw saved values, then resumes the run to its end.
 RESTORE_AND_RESUME = """
 import sys
@@ -30,7 +30,7 @@ import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 from dljax import parallel
 parallel.setup_devices(int(sys.argv[1]), xla_optimization_level=1)
-from dljax.checkpoint import Checkpointer, abstract_like
+from dljax.checkpoint import Checkpointer
 from dljax.cli import load_config
 from dljax.tasks import build_experiment, train
 config = load_config(sys.argv[3])
@@ -40,7 +40,8 @@ mesh = parallel.make_data_mesh()
 with jax.set_mesh(mesh):
   exp = build_experiment(config, mesh)
   ckpt = Checkpointer(sys.argv[2] + "/checkpoints", exp.identity)
-  state = ckpt.restore(10, abstract_like(exp.init_state, NamedSharding(mesh, P())))
+  init = jax.jit(exp.init_state, out_shardings=NamedSharding(mesh, P()))
+  state = ckpt.restore(10, jax.eval_shape(init))
 def by_path(tree):  # a TrainState's .params['Dense_0'] is the raw dict's ['params']['Dense_0']
   name = lambda k: str(getattr(k, "name", getattr(k, "key", getattr(k, "idx", k))))
   return {tuple(map(name, p)): x for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
