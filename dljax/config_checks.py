@@ -21,6 +21,12 @@ _AT_LEAST = {
 
 def check_shared_config(config):
   """Raises a one-line `DljaxError` for the first shared field out of its range."""
-  for name, (low, rule) in _AT_LEAST.items():
-    if config[name] < low:
-      raise bad_value(name, config[name], rule)
+  check_ranges({name: config[name] for name in _AT_LEAST})
+
+
+def check_ranges(values: dict):
+  """The same check for `values` ({shared field name: value}), e.g. the loop's own options."""
+  for name, value in values.items():
+    low, rule = _AT_LEAST[name]
+    if value < low:
+      raise bad_value(name, value, rule)

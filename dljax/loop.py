@@ -26,6 +26,7 @@ from jax.sharding import PartitionSpec as P
 
 from dljax import distributed, parallel
 from dljax.checkpoint import Checkpointer
+from dljax.config_checks import check_ranges
 from dljax.errors import DljaxError, NonFiniteLossError, TrainingInterrupted
 from dljax.metrics_log import MetricsLog
 from dljax.stop_signals import StopSignals
@@ -84,11 +85,8 @@ class LoopOptions:
   config: dict  # recorded in summary.json
 
   def __post_init__(self):
-    for name in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps"):
-      if getattr(self, name) < 0:
-        raise DljaxError(f"{name}={getattr(self, name)} is negative; use 0 or more")
-    if self.keep_checkpoints < 1:
-      raise DljaxError(f"keep_checkpoints={self.keep_checkpoints} keeps none; use 1 or more")
+    names = ("log_every_steps", "eval_every_steps", "checkpoint_every_steps", "keep_checkpoints")
+    check_ranges({name: getattr(self, name) for name in names})
     if not self.watchdog_timeout_s >= 0:  # also catches NaN
       raise DljaxError(
         f"watchdog_timeout_s={self.watchdog_timeout_s} must be a number of seconds >= 0 "
@@ -205,7 +203,7 @@ class _Run:
 
   def train(self, stop: StopSignals, watchdog: Watchdog, progress):
     exp, options = self.exp, self.options
-    log_every = max(1, options.log_every_steps)
+    log_every = options.log_every_steps
     while self.step < exp.num_steps:
       watchdog.call_started(self.step + exp.steps_per_call)
       self.state, metrics = self.train_step(self.state, exp.feed(self.step))

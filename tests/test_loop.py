@@ -81,8 +81,12 @@ def test_the_nan_guard_checks_the_metrics_the_task_names(tmp_path):
   [
     ({"watchdog_timeout_s": -1.0}, "watchdog_timeout_s=-1.0 must be a number of seconds >= 0"),
     ({"watchdog_timeout_s": float("nan")}, "watchdog_timeout_s=nan must be"),
-    ({"keep_checkpoints": 0}, "keep_checkpoints=0 keeps none"),
-    ({"checkpoint_every_steps": -10}, "checkpoint_every_steps=-10 is negative"),
+    ({"keep_checkpoints": 0}, "keep_checkpoints=0 is invalid: it must be at least 1"),
+    ({"log_every_steps": 0}, "log_every_steps=0 is invalid: it must be at least 1"),
+    (
+      {"checkpoint_every_steps": -10},
+      r"checkpoint_every_steps=-10 is invalid: it must be at least 0",
+    ),
   ],
 )
 def test_bad_loop_options_are_refused_in_one_line(bad, message):
