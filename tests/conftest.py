@@ -6,17 +6,16 @@ import subprocess
 import sys
 import time
 
-# The suite compiles far more than it runs: LLVM at -O1 compiles XLA:CPU programs about twice as
-# fast (dljax.parallel.setup_devices). Set before JAX starts; the entry scripts tests start inherit
-# it. A config's own xla_optimization_level still wins (it comes later in XLA_FLAGS).
-if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=1"
-
 import jax
 import numpy as np
 import pytest
 
-jax.config.update("jax_num_cpu_devices", 2)
+from dljax import parallel
+
+# Two CPU devices, and LLVM at -O1: the suite compiles far more than it runs, and -O1 compiles
+# XLA:CPU programs about twice as fast. The entry scripts tests start inherit the XLA_FLAGS this
+# sets; a config's own xla_optimization_level still wins (it comes later in XLA_FLAGS).
+parallel.setup_devices(2, xla_optimization_level=1)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAKESPEARE = os.path.join(os.path.dirname(REPO), "shared", "data", "tinyshakespeare.txt")
