@@ -186,10 +186,13 @@ def fid_mnist_cnn(extractor: FeatureExtractor, images, reference_stats) -> float
   return frechet_distance(*feature_stats(extractor(images)), *reference_stats)
 
 
-def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable[..., float], float]:
+def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable | None, Callable | None]:
   """What a generative task needs: `score(images) -> fid_mnist_cnn` of images [N, H, W, C] in
-  [0, 1] against the train images of `data` (an ImageDataset), and the real-vs-real floor (its
-  test images against the same statistics; score as many samples as it has test images)."""
+  [0, 1] against the train images of `data` (an ImageDataset), and the loop's `final_extras`
+  reporting the real-vs-real floor (its test images against the same statistics; score as many
+  samples as it has test images). `(None, None)` when `classifier_workdir` is '' (no FID)."""
+  if not classifier_workdir:
+    return None, None
   extractor = load_feature_extractor(classifier_workdir)
   if extractor.image_shape != data.image_shape:
     raise DljaxError(
@@ -199,4 +202,7 @@ def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable[..., flo
     )
   reference = feature_stats(extractor(data.train_images))
   floor = real_vs_real_fid(extractor, data, reference)
-  return (lambda images: fid_mnist_cnn(extractor, images, reference)), floor
+  return (
+    lambda images: fid_mnist_cnn(extractor, images, reference),
+    lambda state, seconds: {"fid_mnist_cnn_real_vs_real": floor},
+  )

@@ -16,6 +16,7 @@ from dljax.fid import (
   fid_mnist_cnn,
   frechet_distance,
   load_feature_extractor,
+  make_sample_scorer,
   real_vs_real_fid,
 )
 from dljax.models import build_model
@@ -119,6 +120,17 @@ def test_fid_orders_self_real_and_noise(smoke_run, digits):
   floor = real_vs_real_fid(extractor, digits)
   noise = np.random.default_rng(0).uniform(size=digits.test_images.shape)
   assert 0 < floor < fid_mnist_cnn(extractor, noise, reference) / 5
+
+
+def test_sample_scorer_scores_against_train_images_and_reports_the_floor(smoke_run, digits):
+  assert make_sample_scorer("", digits) == (None, None)
+  score, final_extras = make_sample_scorer(smoke_run, digits)
+  extractor = load_feature_extractor(smoke_run)
+  reference = feature_stats(extractor(digits.train_images))
+  images = digits.test_images[:50]
+  assert score(images) == pytest.approx(fid_mnist_cnn(extractor, images, reference), rel=1e-6)
+  floor = real_vs_real_fid(extractor, digits, reference)
+  assert final_extras(None, 1.0) == {"fid_mnist_cnn_real_vs_real": pytest.approx(floor, rel=1e-6)}
 
 
 def test_missing_run_names_the_command_and_creates_nothing(tmp_path):

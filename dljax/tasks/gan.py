@@ -138,11 +138,7 @@ def build_experiment(config, mesh) -> Experiment:
       latent_dim=config.gen.model.latent_dim,
     )
 
-  fid_scorer, fid_floor = (
-    make_sample_scorer(config.fid_classifier_workdir, data)
-    if config.fid_classifier_workdir
-    else (None, None)
-  )
+  fid_scorer, fid_floor_extras = make_sample_scorer(config.fid_classifier_workdir, data)
   noise_key = jax.random.PRNGKey(config.seed + 1)  # the same samples at every evaluation
   grid_z = jax.random.normal(noise_key, (config.num_grid_samples, config.gen.model.latent_dim))
   eval_z = jax.random.normal(
@@ -179,8 +175,6 @@ def build_experiment(config, mesh) -> Experiment:
     identity={"task": "gan", "dataset": config.dataset, "gen": gen_spec, "disc": disc_spec},
     meta={"sampler": "gan", "model": gen_spec},
     after_eval=after_eval,
-    final_extras=(lambda state, seconds: {"fid_mnist_cnn_real_vs_real": fid_floor})
-    if fid_scorer is not None
-    else None,
+    final_extras=fid_floor_extras,
     mesh=mesh,
   )

@@ -148,11 +148,7 @@ def build_experiment(config, mesh) -> Experiment:
   eval_step = make_eval_step(vae_loss)
   iw_step = make_eval_step(make_iw_loss(config.iw_samples))
   eval_rng = jax.random.PRNGKey(config.seed + 1)
-  fid_scorer, fid_floor = (
-    make_sample_scorer(config.fid_classifier_workdir, data)
-    if config.fid_classifier_workdir
-    else (None, None)
-  )
+  fid_scorer, fid_floor_extras = make_sample_scorer(config.fid_classifier_workdir, data)
   fid_z = jax.random.normal(
     jax.random.PRNGKey(config.seed + 3), (len(test_images), model.latent_dim)
   )
@@ -187,8 +183,6 @@ def build_experiment(config, mesh) -> Experiment:
     identity={"task": "vae", "dataset": config.dataset, "model": spec},
     meta={"sampler": "vae", "model": spec},
     after_eval=after_eval,
-    final_extras=(lambda state, seconds: {"fid_mnist_cnn_real_vs_real": fid_floor})
-    if fid_scorer is not None
-    else None,
+    final_extras=fid_floor_extras,
     mesh=mesh,
   )
