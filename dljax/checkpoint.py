@@ -12,10 +12,12 @@ save that fails (disk full) leaves the previous checkpoints as they were.
 
 import contextlib
 import errno
+import gc
 import json
 import logging
 import os
 import sys
+import warnings
 
 import jax
 import orbax.checkpoint as ocp
@@ -43,6 +45,26 @@ def _drop_closed_loop_noise(unraisable, previous=sys.unraisablehook):
 logging.getLogger("absl").addFilter(_not_reported_elsewhere)
 logging.getLogger("asyncio").addFilter(_not_reported_elsewhere)
 sys.unraisablehook = _drop_closed_loop_noise
+
+
+@contextlib.contextmanager
+def _abandoned_restore_work_quiet():
+  """A restore that fails part way abandons the coroutines orbax had not yet awaited and the
+  sibling reads that failed with it: Python warns when each coroutine is freed and asyncio logs
+  each unretrieved failure, at random moments up to the process exit, after the one-line error
+  that already says the checkpoint cannot be read. Silences exactly those two messages."""
+
+  def not_never_retrieved(record: logging.LogRecord) -> bool:
+    return "exception was never retrieved" not in record.getMessage()
+
+  asyncio_log = logging.getLogger("asyncio")
+  asyncio_log.addFilter(not_never_retrieved)
+  try:
+    with warnings.catch_warnings():
+      warnings.filterwarnings("ignore", r"coroutine .* was never awaited", RuntimeWarning)
+      yield
+  finally:
+    asyncio_log.removeFilter(not_never_retrieved)
 
 
 class Checkpointer:
@@ -104,10 +126,7 @@ class Checkpointer:
     )
 
   def read_meta(self, step: int) -> dict:
-    try:
-      return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-    except Exception as e:  # orbax raises several types for unreadable files
-      raise self._unreadable(step, e) from e
+    return self._restore_item(step, "meta", ocp.args.JsonRestore())
 
   def check_identity(self, step: int) -> dict:
     """Reads `meta` at `step` and refuses checkpoints written by a different experiment."""
@@ -122,25 +141,24 @@ class Checkpointer:
 
   def restore(self, step: int, abstract_state):
     """Restores the state at `step` into the shapes, dtypes and shardings of `abstract_state`."""
-    try:
-      restored = self._manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-      )
-    except Exception as e:
-      raise self._unreadable(step, e) from e
-    return restored.state
+    return self._restore_item(step, "state", ocp.args.StandardRestore(abstract_state))
 
   def restore_raw(self, step: int) -> dict:
     """The saved state as a plain dict tree on the default device, without knowing its shape:
     what inference tools need when they only have the checkpoint directory."""
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    try:
-      restored = self._manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(fallback_sharding=device))
-      )
-    except Exception as e:
-      raise self._unreadable(step, e) from e
-    return restored.state
+    return self._restore_item(step, "state", ocp.args.StandardRestore(fallback_sharding=device))
+
+  def _restore_item(self, step: int, name: str, args):
+    """Restores one item of the checkpoint at `step`; any failure (orbax raises several types)
+    is an `UnreadableCheckpointError` naming the step and the reason."""
+    with _abandoned_restore_work_quiet():
+      try:
+        return self._manager.restore(step, args=ocp.args.Composite(**{name: args}))[name]
+      except Exception as e:  # noqa: BLE001 (orbax raises several types for unreadable files)
+        error = self._unreadable(step, e)
+      gc.collect()  # frees what the failed restore abandoned while its messages are silenced
+    raise error
 
   def save(self, step: int, state, meta: dict | None = None, wait: bool = False):
     meta = {"identity": self.identity, **(meta or {})}

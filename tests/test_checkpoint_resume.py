@@ -3,6 +3,7 @@ checkpoints (moved aside when an older one can be resumed from), a full disk whi
 saving, NaN stops with the last good checkpoint kept. (A WORKDIR of another experiment: see
 test_cli_errors.py.)"""
 
+import gc
 import json
 import os
 import pathlib
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +29,7 @@ from conftest import (
 
 from dljax.checkpoint import Checkpointer
 from dljax.config import base_config
-from dljax.errors import CheckpointMismatchError
+from dljax.errors import CheckpointMismatchError, UnreadableCheckpointError
 from dljax.models import build_model
 from dljax.optim import make_optimizer
 from dljax.train_state import init_model_state
@@ -185,6 +187,26 @@ def test_only_checkpoint_unreadable_is_reported_and_nothing_moved(tmp_path):
   assert len(lines) == 1 and "cannot be read" in lines[0] and "Nothing was deleted" in lines[0]
   assert (tmp_path / "checkpoints" / "10").exists()
   assert not (tmp_path / "corrupt_checkpoints").exists()  # no older one to resume from
+
+
+def test_failed_restore_leaves_no_late_warnings(tmp_path, caplog):
+  # A failed orbax restore abandons coroutines and sibling reads; freed later (up to the process
+  # exit) they printed a warning or an asyncio error after the one-line error, about one
+  # restore in 15: 60 tries.
+  state = {"w": jnp.ones((4, 4)), "b": jnp.zeros(3)}
+  checkpointer = Checkpointer(str(tmp_path / "checkpoints"), {"experiment": "test"})
+  checkpointer.save(10, state, wait=True)
+  corrupt(tmp_path / "checkpoints" / "10", "garbage")
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for _ in range(60):
+      with pytest.raises(UnreadableCheckpointError):
+        checkpointer.restore_newest(
+          jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+        )
+    gc.collect()
+  assert [str(w.message) for w in caught] == []
+  assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 def test_unreadable_newest_checkpoints_are_moved_aside_and_the_run_resumes_before_them(tmp_path):
