@@ -84,6 +84,10 @@ def image_classification_config() -> ml_collections.ConfigDict:
   c.dataset = "mnist5k"  # dljax.data: mnist5k, digits (offline) or a TFDS name (mnist, cifar10...)
   c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
   c.tfds_download = True  # let TFDS download and prepare a missing dataset
+  # The training images on the data mesh (dljax.data.placement): "replicated" (every device holds
+  # them all; batches equal to a 1-device run's) or "sharded" (each process reads, and each of the
+  # N devices holds, 1/N of them: for datasets too large to replicate; other batches).
+  c.data_placement = "replicated"
   # Compute dtype: float32, or bfloat16 (float32 parameters, optimizer state and loss; for the cnn
   # and resnet models). See dljax.precision.
   c.dtype = "float32"

@@ -154,6 +154,23 @@ MUTATIONS = [
     ("tests/test_data.py::test_tfds_train_and_test_arrays_come_from_their_own_splits",),
   ),
   Mutation(
+    "process-parts-overlap",
+    "dljax/data/placement.py",
+    "range(self.index * size, (self.index + 1) * size)",
+    "range(self.index * size // 2, (self.index + 1) * size)",
+    (
+      "tests/test_data.py::test_processes_read_disjoint_equal_parts_of_a_tfds_train_split",
+      "tests/test_data.py::test_processes_cut_disjoint_equal_parts_of_an_embedded_train_split",
+    ),
+  ),
+  Mutation(
+    "sharded-batch-steps-by-global-batch",
+    "dljax/data/sharded_feed.py",
+    "start = (step % self.steps_per_epoch) * self.device_batch",
+    "start = (step % self.steps_per_epoch) * self.batch_size",
+    ("tests/test_data.py::test_sharded_epoch_serves_every_example_once",),
+  ),
+  Mutation(
     "tfds-text-splits-out-of-order",
     "dljax/data/text.py",
     'TFDS_SPLITS = ("train", "validation", "test")',

@@ -106,6 +106,8 @@ TRAIN_CASES = [
   ("warmup_too_long", "new", [f"--config={CNN}", "--config.optimizer.warmup_steps=50"], "optimizer.warmup_steps=50 must be smaller than the decay length"),
   ("beta1_above_one", "new", [f"--config={CNN}", "--config.optimizer.b1=1.5"], "optimizer.b1=1.5 is invalid: it must be in \\[0, 1\\)"),
   ("grad_clip_negative", "new", [f"--config={CNN}", "--config.optimizer.grad_clip_norm=-1"], "optimizer.grad_clip_norm=-1.0 is invalid"),
+  ("data_placement_unknown", "new", [f"--config={CNN}", "--config.data_placement=spread"], "data_placement='spread' is invalid: it must be 'replicated' or 'sharded'"),
+  ("batch_size_too_big_sharded", "new", [f"--config={CNN}", "--config.data_placement=sharded", "--config.batch_size=1600"], "batch_size=1600 takes 800 examples from each of the 2 devices, which hold 718"),
   ("crop_pad_negative", "new", [f"--config={CNN}", "--config.augment.crop_pad=-1"], "augment.crop_pad=-1 is invalid"),
   ("text_file_missing", "new", [*GPT_ON_CORPUS, "--config.dataset=text:/nonexistent/corpus.txt"], "text corpus not found: /nonexistent/corpus.txt"),
   ("text_dataset_unknown", "new", [*GPT_ON_CORPUS, "--config.dataset=wikipedia"], "unknown text dataset 'wikipedia'"),

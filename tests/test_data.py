@@ -9,6 +9,8 @@ from conftest import mock_tfds_splits
 from dljax import parallel
 from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
+from dljax.data.placement import ProcessShard, process_shard
+from dljax.data.sharded_feed import ShardedDeviceDataset
 from dljax.errors import DljaxError
 
 
@@ -101,3 +103,63 @@ def test_batch_larger_than_dataset_or_not_divisible_is_refused():
     DeviceDataset({"x": np.zeros(10)}, batch_size=16, seed=0, mesh=mesh)
   with pytest.raises(DljaxError, match="not divisible by the 2 devices"):
     DeviceDataset({"x": np.zeros(10)}, batch_size=5, seed=0, mesh=mesh)
+
+
+def numbered_mnist_split(split):
+  """25 train examples labelled 0..24 (a label names its row); 6 test examples."""
+  count = {"train": 25, "test": 6}[split]
+  return [{"image": np.zeros((28, 28, 1), np.uint8), "label": i} for i in range(count)]
+
+
+def test_processes_read_disjoint_equal_parts_of_a_tfds_train_split():
+  parts = []
+  for index in range(2):
+    with mock_tfds_splits(numbered_mnist_split):
+      data = load_image_dataset("mnist", train_shard=ProcessShard(index, 2))
+    assert len(data.test_labels) == 6  # the test split is read whole
+    parts.append(data.train_labels.tolist())
+  assert parts == [list(range(12)), list(range(12, 24))]  # the 25th example is read by no one
+
+
+def test_processes_cut_disjoint_equal_parts_of_an_embedded_train_split():
+  whole = load_image_dataset("digits")
+  parts = [load_image_dataset("digits", train_shard=ProcessShard(i, 2)) for i in range(2)]
+  assert [len(p.train_images) for p in parts] == [718, 718]  # 1,437 // 2: one dropped
+  np.testing.assert_array_equal(
+    np.concatenate([p.train_images for p in parts]), whole.train_images[:1436]
+  )
+  np.testing.assert_array_equal(parts[0].test_images, whole.test_images)
+
+
+def test_unknown_data_placement_is_refused():
+  assert process_shard("replicated") is None and process_shard("sharded") == ProcessShard(0, 1)
+  with pytest.raises(DljaxError, match="data_placement='spread' is invalid.*'sharded'"):
+    process_shard("spread")
+
+
+def test_sharded_epoch_serves_every_example_once():
+  mesh = parallel.make_data_mesh(2)
+  data = ShardedDeviceDataset({"x": np.arange(21, dtype=np.int32)}, batch_size=4, seed=3, mesh=mesh)
+  assert (data.num_examples, data.steps_per_epoch) == (20, 5)  # 10 a device, the 21st dropped
+  with jax.set_mesh(mesh):
+    batch = jax.jit(data.batch)
+    batches = [batch(data.feed(s), s)["x"] for s in range(10)]
+  assert batches[0].shape == (4,)
+  assert_split_over_devices(batches[0], mesh, np.asarray(batches[0]))
+  epochs = [np.stack([np.asarray(b) for b in batches[e * 5 : (e + 1) * 5]]) for e in range(2)]
+  for epoch in epochs:
+    assert sorted(epoch.ravel()) == list(range(20))  # every example once
+    assert (epoch[:, :2] < 10).all() and (epoch[:, 2:] >= 10).all()  # each device its own half
+  assert not np.array_equal(epochs[0], epochs[1])  # reshuffled
+  again = ShardedDeviceDataset(
+    {"x": np.arange(21, dtype=np.int32)}, batch_size=4, seed=3, mesh=mesh
+  )
+  with jax.set_mesh(mesh):
+    resumed = batch(again.feed(7), 7)["x"]  # a resumed run: a fresh dataset, mid-epoch
+  np.testing.assert_array_equal(resumed, batches[7])
+
+
+def test_sharded_batch_larger_than_a_device_holds_is_refused():
+  mesh = parallel.make_data_mesh(2)
+  with pytest.raises(DljaxError, match="takes 6 examples from each of the 2 devices, which hold 5"):
+    ShardedDeviceDataset({"x": np.zeros(10)}, batch_size=12, seed=0, mesh=mesh)

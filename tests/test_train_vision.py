@@ -44,12 +44,14 @@ def test_tfds_path_trains_under_mock_data(tmp_path):
   assert summary["final"]["test_loss"] < 0.5
 
 
-def test_short_training_beats_chance_by_far(tmp_path):
+@pytest.mark.parametrize("placement", ["replicated", "sharded"])
+def test_short_training_beats_chance_by_far(tmp_path, placement):
   summary = train(
     load_config(
       "mnist_mlp",
       "smoke",
       num_steps=150,
+      data_placement=placement,
       **{"model.hidden": (64,)},
       **{"optimizer.learning_rate": 3e-3},
     ),

@@ -1,5 +1,6 @@
 """Dataset registry: every dataset a config can name, and how to load it."""
 
+import dataclasses
 import functools
 
 from dljax.data.images import (
@@ -9,6 +10,7 @@ from dljax.data.images import (
   load_mnist5k,
   load_tfds_images,
 )
+from dljax.data.placement import ProcessShard
 from dljax.errors import unknown_name
 
 IMAGE_DATASETS = {
@@ -23,10 +25,22 @@ TFDS_IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "binarized_mnist")
 
 
 def load_image_dataset(
-  name: str, data_dir: str | None = None, download: bool = True
+  name: str,
+  data_dir: str | None = None,
+  download: bool = True,
+  train_shard: ProcessShard | None = None,
 ) -> ImageDataset:
+  """Dataset `name`, with the whole test split and the whole train split or `train_shard`'s part
+  of it (TFDS reads only that part; an embedded dataset, in memory anyway, is cut)."""
   if name not in IMAGE_DATASETS:
     raise unknown_name("image dataset", name, IMAGE_DATASETS)
   if name in TFDS_IMAGE_DATASETS:
-    return IMAGE_DATASETS[name](data_dir=data_dir, download=download)
-  return IMAGE_DATASETS[name]()
+    return IMAGE_DATASETS[name](data_dir=data_dir, download=download, train_shard=train_shard)
+  data = IMAGE_DATASETS[name]()
+  if train_shard is None:
+    return data
+  rows = train_shard.rows(len(data.train_images))
+  part = slice(rows.start, rows.stop)
+  return dataclasses.replace(
+    data, train_images=data.train_images[part], train_labels=data.train_labels[part]
+  )

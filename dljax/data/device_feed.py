@@ -21,14 +21,19 @@ class EpochFeed:
   key: jax.Array
 
 
+def leading_size(arrays: dict[str, np.ndarray]) -> int:
+  """The number of examples in `arrays`, which must all have it."""
+  sizes = {len(v) for v in arrays.values()}
+  if len(sizes) != 1:
+    raise ValueError(f"arrays differ in length: { {k: len(v) for k, v in arrays.items()} }")
+  return sizes.pop()
+
+
 class DeviceDataset:
   """`arrays` (equal leading size) replicated on every device of `mesh`, served in batches."""
 
   def __init__(self, arrays: dict[str, np.ndarray], batch_size: int, seed: int, mesh):
-    sizes = {len(v) for v in arrays.values()}
-    if len(sizes) != 1:
-      raise ValueError(f"arrays differ in length: { {k: len(v) for k, v in arrays.items()} }")
-    self.num_examples = sizes.pop()
+    self.num_examples = leading_size(arrays)
     if batch_size > self.num_examples:
       raise DljaxError(
         f"batch_size={batch_size} is larger than the dataset "

@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from dljax.data.placement import ProcessShard
 from dljax.data.tfds_source import read_tfds_split
 
 
@@ -57,42 +58,54 @@ def load_digits() -> ImageDataset:
   return _stratified_split("digits", images, digits.target, 360, 10)
 
 
-def _read_image_split(name: str, split: str, data_dir: str | None, download: bool):
+def _read_image_split(
+  name: str, split: str, data_dir: str | None, download: bool, shard: ProcessShard | None = None
+):
   examples = read_tfds_split(
     name,
     split,
     data_dir,
     download,
     offline="the embedded datasets 'mnist5k' or 'digits' (--config.dataset=mnist5k)",
+    shard=shard,
   )
   images = np.stack([np.asarray(ex["image"]) for ex in examples]).astype(np.float32) / 255.0
   labels = np.asarray([ex["label"] for ex in examples], np.int32)
   return images, labels
 
 
-def load_tfds_images(name: str, data_dir: str | None = None, download: bool = True) -> ImageDataset:
-  """TFDS `mnist`, `fashion_mnist` or `cifar10` read through `tfds.data_source` (no TensorFlow)."""
+def load_tfds_images(
+  name: str,
+  data_dir: str | None = None,
+  download: bool = True,
+  train_shard: ProcessShard | None = None,
+) -> ImageDataset:
+  """TFDS `mnist`, `fashion_mnist` or `cifar10` read through `tfds.data_source` (no TensorFlow);
+  of the train split only `train_shard`'s part, if given."""
   import tensorflow_datasets as tfds
 
-  train_images, train_labels = _read_image_split(name, "train", data_dir, download)
+  train_images, train_labels = _read_image_split(name, "train", data_dir, download, train_shard)
   test_images, test_labels = _read_image_split(name, "test", data_dir, download)
   num_classes = tfds.builder(name, data_dir=data_dir).info.features["label"].num_classes
   return ImageDataset(name, train_images, train_labels, test_images, test_labels, num_classes)
 
 
-def load_binarized_mnist(data_dir: str | None = None, download: bool = True) -> ImageDataset:
+def load_binarized_mnist(
+  data_dir: str | None = None, download: bool = True, train_shard: ProcessShard | None = None
+) -> ImageDataset:
   """TFDS `binarized_mnist` (Larochelle & Murray's fixed binarization, the standard VAE
   benchmark): 50,000 train / 10,000 test images of 0/1 pixels, no labels; the validation split
-  is not used. Any non-zero pixel reads as 1."""
+  is not used. Any non-zero pixel reads as 1. Of the train split only `train_shard`'s part."""
 
-  def split(name):
+  def split(name, shard=None):
     examples = read_tfds_split(
       "binarized_mnist",
       name,
       data_dir,
       download,
       offline="the embedded dataset 'mnist5k' (--config.dataset=mnist5k)",
+      shard=shard,
     )
     return (np.stack([np.asarray(ex["image"]) for ex in examples]) > 0).astype(np.float32)
 
-  return ImageDataset("binarized_mnist", split("train"), None, split("test"), None, 0)
+  return ImageDataset("binarized_mnist", split("train", train_shard), None, split("test"), None, 0)

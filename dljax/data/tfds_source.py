@@ -4,6 +4,7 @@ Preparing a dataset needs TensorFlow (the `tfds` extra) and network access; read
 Every "cannot read" path ends in one `DljaxError` saying why and naming the offline alternative.
 """
 
+from dljax.data.placement import ProcessShard
 from dljax.errors import DljaxError
 
 
@@ -17,9 +18,19 @@ def tfds_unavailable(name: str, reason: str, offline: str) -> DljaxError:
 
 
 def read_tfds_split(
-  name: str, split: str, data_dir: str | None, download: bool, offline: str
+  name: str,
+  split: str,
+  data_dir: str | None,
+  download: bool,
+  offline: str,
+  shard: ProcessShard | None = None,
 ) -> list[dict]:
-  """All examples of one split as dicts of numpy values."""
+  """The examples of one split as dicts of numpy values: all of them, or only `shard`'s part.
+
+  A data source reads records at random, so a process reads only its own: the same contiguous,
+  equal parts as `tfds.split_for_jax_process(split, drop_remainder=True)`, with the arithmetic
+  the embedded datasets share (and that `tfds.testing.mock_data`, which ignores sub-splits, can
+  test)."""
   import tensorflow_datasets as tfds
 
   try:
@@ -30,7 +41,8 @@ def read_tfds_split(
       download=download,
       builder_kwargs={"file_format": "array_record"},
     )
-    return [source[i] for i in range(len(source))]
+    rows = range(len(source)) if shard is None else shard.rows(len(source))
+    return [source[i] for i in rows]
   except Exception as e:  # TFDS raises many types here (missing files, no TF, no network)
     builder = tfds.builder(name, data_dir=data_dir)
     reason = f"it is not prepared in {builder.data_dir}"

@@ -6,7 +6,7 @@ import optax
 
 from dljax.data import load_image_dataset
 from dljax.data.augment import augment
-from dljax.data.device_feed import DeviceDataset
+from dljax.data.placement import device_dataset, process_shard
 from dljax.errors import DljaxError, bad_value
 from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.loop import Experiment
@@ -35,7 +35,8 @@ def classification_loss(params, state, batch, rng, train):
 
 
 def build_experiment(config, mesh) -> Experiment:
-  data = load_image_dataset(config.dataset, config.data_dir or None, config.tfds_download)
+  shard = process_shard(config.data_placement)
+  data = load_image_dataset(config.dataset, config.data_dir or None, config.tfds_download, shard)
   if data.train_labels is None:
     raise DljaxError(
       f"dataset {config.dataset!r} has no labels to classify; use a labelled one "
@@ -46,8 +47,12 @@ def build_experiment(config, mesh) -> Experiment:
   model = build_model(
     config.model, num_classes=data.num_classes, **dtype_kwargs(config.model.name, config.dtype)
   )
-  train_data = DeviceDataset(
-    {"image": data.train_images, "label": data.train_labels}, config.batch_size, config.seed, mesh
+  train_data = device_dataset(
+    {"image": data.train_images, "label": data.train_labels},
+    config.batch_size,
+    config.seed,
+    mesh,
+    shard,
   )
   num_steps = config.num_steps or config.num_epochs * train_data.steps_per_epoch
   tx = make_optimizer(config.optimizer, num_steps)
