@@ -30,6 +30,12 @@ class ShardedDeviceDataset(DeviceDataset):
 
   def __init__(self, arrays: dict[str, np.ndarray], batch_size: int, seed: int, mesh):
     local_devices = len(mesh.local_devices)
+    if local_devices * jax.process_count() != mesh.size:  # each process read an equal part
+      raise DljaxError(
+        f"data_placement='sharded' needs as many devices of every process on the data mesh; "
+        f"it has {local_devices} of this process's {jax.local_device_count()} and {mesh.size} "
+        f"over {jax.process_count()} processes: set --config.num_devices=0 (all devices)"
+      )
     # Equal shards: the last (local examples % local devices) examples are dropped.
     self.device_examples = leading_size(arrays) // local_devices
     self.num_examples = self.device_examples * mesh.size
