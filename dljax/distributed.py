@@ -88,6 +88,20 @@ def output_dir(workdir: str) -> str:
   return scratch
 
 
+def fetch(tree):
+  """`tree`'s arrays as numpy arrays on this host, including those whose shards live on several
+  processes' devices (a jax.Array split over a mesh that spans processes, which `device_get`
+  refuses): those are gathered, a collective that every process must join at the same point."""
+  from jax.experimental import multihost_utils
+
+  def one(x):
+    if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
+      return multihost_utils.process_allgather(x, tiled=True)
+    return jax.device_get(x)
+
+  return jax.tree.map(one, tree)
+
+
 def agreed_stop_signal(received: int | None, at_boundary: bool) -> int | None:
   """The stop signal (SIGINT/SIGTERM number) on which every process of the job stops now, or None.
 

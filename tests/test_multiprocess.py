@@ -42,8 +42,9 @@ def assert_same_metrics(job: list[dict], single: list[dict]):
         np.testing.assert_allclose(a[name], value, rtol=1e-5, err_msg=f"{name} at {b['step']}")
 
 
-def train_both_ways(tmp_path, *flags: str):
-  """The job on 2 processes of 1 device and the same run in 1 process, side by side."""
+def train_both_ways(tmp_path, *flags: str, single_devices: int = 1):
+  """The job on 2 processes of 1 device and the same run in 1 process of `single_devices`, side
+  by side."""
   job = subprocess.Popen(
     [sys.executable, "-m", "experiments.launch", "--processes=2"]
     + [*flags, FAST_COMPILE, f"--workdir={tmp_path / 'job'}"],
@@ -58,7 +59,7 @@ def train_both_ways(tmp_path, *flags: str):
       *flags,
       FAST_COMPILE,
       f"--workdir={tmp_path / 'single'}",
-      "--config.cpu_devices=1",
+      f"--config.cpu_devices={single_devices}",
       timeout=TIMEOUT_S,
     )
     out, err = job.communicate(timeout=TIMEOUT_S)
@@ -94,6 +95,20 @@ def test_two_processes_train_shakespeare_gpt_like_one(tmp_path, corpus_path):
   assert samples == sorted(p.name for p in (single / "samples").iterdir())
   for name in samples:  # sampled on every process, written once
     assert (job / "samples" / name).read_text() == (single / "samples" / name).read_text()
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_train_rl_seeds_like_one_process_of_two_devices(tmp_path):
+  # Each process trains and evaluates its seed (the runners are split over the 2-device mesh);
+  # against one process of 2 devices, the same split: on 1 device the seeds round differently.
+  job, single = train_both_ways(
+    tmp_path, "--config=experiments/configs/cartpole_ppo.py:smoke", single_devices=2
+  )
+  assert_same_metrics(records(job), records(single))  # min and max return: the 2 seeds'
+  job_final, single_final = (
+    json.loads((d / "summary.json").read_text())["final"] for d in (job, single)
+  )
+  assert job_final == single_final
 
 
 MLP_LONG = [

@@ -39,14 +39,13 @@ def train(config: str, workdir, *extra):
 # (on 1 device in some): docs/xla-cpu-qr-deadlock.md. DQN's agents go through the same init.
 INIT_ON_TWO_DEVICES = """
 import jax
-from jax.sharding import NamedSharding, PartitionSpec as P
 from dljax import parallel
 from dljax.cli import load_config
 from dljax.tasks import build_experiment
 parallel.setup_devices(2)
 mesh = parallel.make_data_mesh()
 experiment = build_experiment(load_config("experiments/configs/cartpole_ppo.py"), mesh)
-jax.block_until_ready(jax.jit(experiment.init_state, out_shardings=NamedSharding(mesh, P()))())
+jax.block_until_ready(jax.jit(experiment.init_state, out_shardings=experiment.state_sharding)())
 """
 
 
