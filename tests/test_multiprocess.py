@@ -123,13 +123,20 @@ MLP_LONG = [
 
 def start_by_hand(workdir, *flags: str) -> list[subprocess.Popen]:
   """Two experiments.train processes joined through the DLJAX_* variables, as on a cluster."""
+  return start_joined(
+    ["-m", "experiments.train", *flags, f"--workdir={workdir}"]
+    + ["--config.distributed=True", "--config.cpu_devices=1"]
+  )
+
+
+def start_joined(python_args: list[str]) -> list[subprocess.Popen]:
+  """Two `python *python_args` processes joined through the DLJAX_* variables."""
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     address = f"127.0.0.1:{s.getsockname()[1]}"
   return [
     subprocess.Popen(
-      [sys.executable, "-m", "experiments.train", *flags, f"--workdir={workdir}"]
-      + ["--config.distributed=True", "--config.cpu_devices=1"],
+      [sys.executable, *python_args],
       cwd=REPO,
       env=dict(
         os.environ,
@@ -158,6 +165,47 @@ def finish(processes: list[subprocess.Popen], timeout: float) -> list[tuple[int,
       err += "\n(killed: still running at the timeout)"
     results.append((p.returncode, err))
   return results
+
+
+# Both processes save checkpoints 1 and 2 of an array split over them; process 0 corrupts 2 as
+# test_checkpoint_resume does; both then resume from the newest readable checkpoint.
+MOVE_ASIDE = """
+import pathlib, sys
+import jax, jax.numpy as jnp
+sys.path.append("tests")
+from test_checkpoint_resume import corrupt  # its conftest asks for 2 devices: set 1 after it
+from dljax import distributed, parallel
+parallel.setup_devices(1, distributed=True)
+from dljax.checkpoint import Checkpointer
+directory = pathlib.Path(sys.argv[1])
+state = {"w": jax.device_put(jnp.arange(4.0), parallel.batch_sharding(parallel.make_data_mesh(), 4))}
+checkpointer = Checkpointer(str(directory), {"test": "move aside"})
+checkpointer.save(1, state)
+checkpointer.save(2, state, wait=True)
+if distributed.is_writer():
+  corrupt(directory / "2", "garbage")
+distributed.barrier("corrupted")
+abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+step, restored = checkpointer.restore_newest(abstract)
+print(f"resumed from {step}: {distributed.fetch(restored['w']).tolist()}", file=sys.stderr)
+"""
+
+
+@pytest.mark.timeout(90)
+def test_an_unreadable_checkpoint_is_skipped_by_every_process_and_moved_aside_by_one(tmp_path):
+  processes = start_joined(["-c", MOVE_ASIDE, str(tmp_path / "checkpoints")])
+  results = finish(processes, timeout=60)
+  for code, err in results:
+    assert code == 0, err[-3000:]
+    assert "resumed from 1: [0.0, 1.0, 2.0, 3.0]" in err
+  warnings = [[l for l in err.splitlines() if l.startswith("warning:")] for _, err in results]
+  assert len(warnings[0]) == 1 and warnings[1] == []  # process 0 moved it, and says so
+  assert (
+    f"moved it to {tmp_path / 'corrupt_checkpoints' / '2'} and resuming from step 1"
+    in (warnings[0][0])
+  )
+  assert os.listdir(tmp_path / "checkpoints") == ["1"]
+  assert os.listdir(tmp_path / "corrupt_checkpoints") == ["2"]
 
 
 @pytest.mark.timeout(300)
