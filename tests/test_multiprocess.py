@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_module, signal_after_checkpoint
+from tests.conftest import REPO, run_module, signal_after_checkpoint, without_rate
 
 TIMEOUT_S = 240
 FAST_COMPILE = "--config.xla_optimization_level=1"  # compiling is most of a smoke run's CPU time
@@ -108,7 +108,8 @@ def test_two_processes_train_rl_seeds_like_one_process_of_two_devices(tmp_path):
   job_final, single_final = (
     json.loads((d / "summary.json").read_text())["final"] for d in (job, single)
   )
-  assert job_final == single_final
+  assert without_rate(job_final) == without_rate(single_final)
+  assert job_final["env_steps_per_s"] > 0
 
 
 MLP_LONG = [

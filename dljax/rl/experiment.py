@@ -77,11 +77,13 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
       ylabel="return",
     )
 
-  # No env steps per second: the loop's summary has the time per step (chunk) of this invocation,
-  # and a task cannot tell how many steps an invocation ran (a rerun of a finished run runs none).
-  def final_extras(runners, seconds):
-    del seconds
-    return {"env_steps": int(distributed.fetch(runners.updates)[0]) * s.steps_per_update}
+  def final_extras(runners, chunks_run, seconds):
+    extras = {"env_steps": int(distributed.fetch(runners.updates)[0]) * s.steps_per_update}
+    # The env steps of all seeds in this invocation per second of its training; a rerun of a
+    # finished run steps nothing and reports no rate (0.0 would read as a figure).
+    if chunks_run:
+      extras["env_steps_per_s"] = chunks_run * s.steps_per_chunk * s.num_seeds / seconds
+    return extras
 
   return Experiment(
     init_state=init_runners,
