@@ -252,8 +252,6 @@ def _language_model(name: str, config, batch_size: int, mesh) -> Workload:
 def _ppo() -> Workload:
   """One jitted chunk of cartpole_ppo: every seed's rollouts and PPO updates, on one device."""
   import jax
-  from jax.sharding import NamedSharding
-  from jax.sharding import PartitionSpec as P
 
   from dljax import parallel
   from dljax.cli import load_config as load
@@ -264,7 +262,7 @@ def _ppo() -> Workload:
   config.chunk_updates = 10
   mesh = parallel.make_data_mesh(1)  # see dljax.rl.config.rl_config's cpu_devices
   exp = ppo.build_experiment(config, mesh)
-  state = jax.jit(exp.init_state, out_shardings=NamedSharding(mesh, P()))()
+  state = jax.jit(exp.init_state, out_shardings=exp.state_sharding)()
   s = setup(config)
   items = s.num_seeds * s.chunk_updates * s.steps_per_update
   return Workload("ppo", exp.train_step, state, None, items, "env-steps", config=config)

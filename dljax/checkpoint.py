@@ -22,6 +22,7 @@ import warnings
 import jax
 import orbax.checkpoint as ocp
 
+from dljax import distributed
 from dljax.errors import CheckpointMismatchError, DljaxError, UnreadableCheckpointError
 
 
@@ -99,9 +100,13 @@ class Checkpointer:
     for step in reversed(steps):
       try:
         self.check_identity(step)
-        state = self.restore(step, abstract_state)
+        state, error = self.restore(step, abstract_state), None
       except UnreadableCheckpointError as e:
-        unreadable.append((step, e))
+        error = e
+      # In a job of several processes each reads its own shards: all skip a checkpoint that one
+      # of them cannot read, so that they resume from the same step.
+      if not distributed.all_true(error is None):
+        unreadable.append((step, error or self._unreadable(step, "another process cannot read it")))
         continue
       for bad_step, error in unreadable:
         self._move_aside(bad_step, error, step)
@@ -111,19 +116,23 @@ class Checkpointer:
     return None, None
 
   def _move_aside(self, step: int, error: UnreadableCheckpointError, resume_step: int):
-    base = os.path.join(os.path.dirname(self.directory), "corrupt_checkpoints", str(step))
-    aside, copies = base, 1
-    while os.path.exists(aside):  # an earlier corrupt checkpoint of the same step
-      copies += 1
-      aside = f"{base}.{copies}"
-    os.makedirs(os.path.dirname(aside), exist_ok=True)
-    os.rename(os.path.join(self.directory, str(step)), aside)
+    """Moves the checkpoint of `step` to WORKDIR/corrupt_checkpoints; in a job of several
+    processes the writer moves it while the others wait, then all see the directory without it."""
+    if distributed.is_writer():
+      base = os.path.join(os.path.dirname(self.directory), "corrupt_checkpoints", str(step))
+      aside, copies = base, 1
+      while os.path.exists(aside):  # an earlier corrupt checkpoint of the same step
+        copies += 1
+        aside = f"{base}.{copies}"
+      os.makedirs(os.path.dirname(aside), exist_ok=True)
+      os.rename(os.path.join(self.directory, str(step)), aside)
+      print(
+        f"warning: the checkpoint for step {step} cannot be read ({error.reason}); moved it to "
+        f"{aside} and resuming from step {resume_step}",
+        file=sys.stderr,
+      )
+    distributed.barrier(f"dljax_checkpoint_moved_aside_{step}")
     self._manager.reload()
-    print(
-      f"warning: the checkpoint for step {step} cannot be read ({error.reason}); moved it to "
-      f"{aside} and resuming from step {resume_step}",
-      file=sys.stderr,
-    )
 
   def read_meta(self, step: int) -> dict:
     return self._restore_item(step, "meta", ocp.args.JsonRestore())
@@ -193,8 +202,8 @@ class Checkpointer:
         f"bigger disk), then rerun the same command to resume."
       ) from e
 
-  def _unreadable(self, step: int, error: Exception) -> UnreadableCheckpointError:
-    reason = f"{type(error).__name__}: {_first_line(error)}"
+  def _unreadable(self, step: int, error: Exception | str) -> UnreadableCheckpointError:
+    reason = error if isinstance(error, str) else f"{type(error).__name__}: {_first_line(error)}"
     return UnreadableCheckpointError(
       f"the checkpoint for step {step} in {self.directory} cannot be read ({reason}). "
       f"Nothing was deleted. Move {os.path.join(self.directory, str(step))} aside to resume from "

@@ -88,6 +88,39 @@ def output_dir(workdir: str) -> str:
   return scratch
 
 
+def fetch(tree):
+  """`tree`'s arrays as numpy arrays on this host, including those whose shards live on several
+  processes' devices (a jax.Array split over a mesh that spans processes, which `device_get`
+  refuses): those are gathered, a collective that every process must join at the same point."""
+  from jax.experimental import multihost_utils
+
+  def one(x):
+    if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
+      return multihost_utils.process_allgather(x, tiled=True)
+    return jax.device_get(x)
+
+  return jax.tree.map(one, tree)
+
+
+def all_true(value: bool) -> bool:
+  """Whether `value` is true on every process of the job: an all-gather that every process must
+  join at the same point (alone, a process's own `value`)."""
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils
+
+  return bool(np.all(multihost_utils.process_allgather(np.int32(value))))
+
+
+def barrier(name: str):
+  """In a job of several processes, returns once every process has called it with `name`: what
+  the others do after the writer changed shared files (a rename) before they read them."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(name)
+
+
 def agreed_stop_signal(received: int | None, at_boundary: bool) -> int | None:
   """The stop signal (SIGINT/SIGTERM number) on which every process of the job stops now, or None.
 

@@ -2,8 +2,6 @@
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from dljax import parallel
 from dljax.errors import bad_value
@@ -23,8 +21,7 @@ def eval_batches(arrays: dict, batch_size: int, mesh, name: str = "eval_batch_si
   batches = []
   for start in range(0, n, batch_size):
     batch = {k: v[start : start + batch_size] for k, v in arrays.items()}
-    spec = P(parallel.DATA_AXIS) if _batch_size(batch) % mesh.size == 0 else P()
-    batches.append(jax.device_put(batch, NamedSharding(mesh, spec)))
+    batches.append(jax.device_put(batch, parallel.batch_sharding(mesh, _batch_size(batch))))
   return batches
 
 

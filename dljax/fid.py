@@ -204,5 +204,5 @@ def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable | None, 
   floor = real_vs_real_fid(extractor, data, reference)
   return (
     lambda images: fid_mnist_cnn(extractor, images, reference),
-    lambda state, seconds: {"fid_mnist_cnn_real_vs_real": floor},
+    lambda state, steps_run, seconds: {"fid_mnist_cnn_real_vs_real": floor},
   )

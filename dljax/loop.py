@@ -49,7 +49,9 @@ class Experiment:
   steps_per_call: how many steps one `train_step` call runs (its metrics then have that leading
     axis); `num_steps` and the log/eval/checkpoint intervals must be multiples of it.
   after_eval: optional `(state, step, workdir) -> None`, e.g. writing text samples.
-  final_extras: optional `(state, seconds) -> dict` merged into `final` (e.g. env steps/s).
+  final_extras: optional `(state, steps_run, seconds) -> dict` merged into `final`; `steps_run`:
+    the steps this invocation ran (0 in a rerun of a finished run), in `seconds` of training
+    (compilation and evaluation excluded), e.g. for a rate of this invocation's steps.
   state_sharding: where the state lives, a `jax.sharding.Sharding` or a pytree of them matching
     the state (it is initialised and restored onto it); None: replicated over `mesh`.
   finite_metrics: the train metrics that must stay finite (the run stops at the first NaN or inf
@@ -264,9 +266,10 @@ def run(
     with StopSignals(r.checkpointer) as stop, watchdog:
       r.train(stop, watchdog, progress)
     train_time = time.perf_counter() - t0 - r.eval_time
+    steps_run = r.step - start_step
     final = r.evaluate()
     if experiment.final_extras is not None:
-      final.update(experiment.final_extras(r.state, train_time))
+      final.update(experiment.final_extras(r.state, steps_run, train_time))
     r.save()
     r.checkpointer.wait()
   finally:
@@ -274,7 +277,6 @@ def run(
     r.log.close()
     r.log.plot(os.path.join(workdir, "learning_curves.png"))
 
-  steps_run = r.step - start_step
   summary = {
     "config": options.config,
     "final": final,

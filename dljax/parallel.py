@@ -62,6 +62,12 @@ def replicate(tree, mesh: jax.sharding.Mesh):
   return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
+def batch_sharding(mesh: jax.sharding.Mesh, batch_size: int) -> NamedSharding:
+  """Arrays whose leading axis has `batch_size` entries split over the mesh's data axis, or
+  replicated where `batch_size` does not divide evenly over the devices."""
+  return NamedSharding(mesh, P(DATA_AXIS) if batch_size % mesh.size == 0 else P())
+
+
 def needs_bounded_dispatch(mesh: jax.sharding.Mesh) -> bool:
   """Whether callers must wait for step k-1 before dispatching step k+1 on this mesh.
 

@@ -68,6 +68,11 @@ def assert_trees_equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+def without_rate(final: dict) -> dict:
+  """An RL run's final figures without its env steps per second: a speed, not a result."""
+  return {k: v for k, v in final.items() if k != "env_steps_per_s"}
+
+
 def config_path(name: str) -> str:
   return os.path.join(REPO, "experiments", "configs", f"{name}.py")
 

@@ -2,7 +2,7 @@
 
 Starts N fresh processes, each under a timeout, and counts those that hang (killed at the timeout)
 or fail. What each process runs (--what):
-  init   cartpole_ppo's 8-seed initial state computed as the loop does (jitted, replicated), 3 times
+  init   cartpole_ppo's 8-seed initial state computed as the loop does (jitted, seeds split), 3 times
   vmap   its networks initialised with the seeds vmapped (replicated on every device): the pattern
          that deadlocked (docs/xla-cpu-qr-deadlock.md); expect hangs
   train  python -m experiments.train --config experiments/configs/cartpole_ppo.py:smoke
@@ -24,14 +24,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INIT = """
 import sys
 import jax
-from jax.sharding import NamedSharding, PartitionSpec as P
 from dljax import parallel
 from dljax.cli import load_config
 from dljax.tasks import build_experiment
 parallel.setup_devices(int(sys.argv[1]))
 mesh = parallel.make_data_mesh()
 experiment = build_experiment(load_config("experiments/configs/cartpole_ppo.py"), mesh)
-init = jax.jit(experiment.init_state, out_shardings=NamedSharding(mesh, P()))
+init = jax.jit(experiment.init_state, out_shardings=experiment.state_sharding)
 for _ in range(3):
   jax.block_until_ready(init())
 """

@@ -130,7 +130,9 @@ def test_sample_scorer_scores_against_train_images_and_reports_the_floor(smoke_r
   images = digits.test_images[:50]
   assert score(images) == pytest.approx(fid_mnist_cnn(extractor, images, reference), rel=1e-6)
   floor = real_vs_real_fid(extractor, digits, reference)
-  assert final_extras(None, 1.0) == {"fid_mnist_cnn_real_vs_real": pytest.approx(floor, rel=1e-6)}
+  assert final_extras(None, 10, 1.0) == {
+    "fid_mnist_cnn_real_vs_real": pytest.approx(floor, rel=1e-6)
+  }
 
 
 def test_missing_run_names_the_command_and_creates_nothing(tmp_path):

@@ -4,7 +4,7 @@ envs, although the host envs' state is not part of the checkpoint."""
 import json
 import shutil
 
-from conftest import assert_trees_equal, load_config, saved_state
+from conftest import assert_trees_equal, load_config, saved_state, without_rate
 
 from dljax.tasks import train
 
@@ -31,10 +31,11 @@ def test_resume_is_bitwise_and_rerunning_a_finished_run_changes_nothing(tmp_path
   shutil.copytree(reference / "checkpoints" / "1", resumed / "checkpoints" / "1")
   res_summary = train(config, str(resumed))
   assert res_summary["resumed_from_step"] == 1
-  assert res_summary["final"] == ref_summary["final"]
+  assert without_rate(res_summary["final"]) == without_rate(ref_summary["final"])
+  assert res_summary["final"]["env_steps_per_s"] > 0  # the rate of its own 2 chunks
   assert_trees_equal(saved_state(reference, 3), saved_state(resumed, 3))
   assert read_records(resumed, "train") == read_records(reference, "train")[1:]
 
   rerun = train(config, str(reference))
   assert rerun["resumed_from_step"] == 3 and rerun["steps"] == 3
-  assert rerun["final"] == ref_summary["final"]
+  assert rerun["final"] == without_rate(ref_summary["final"])  # no rate of no steps

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_module, signal_after_checkpoint
+from tests.conftest import REPO, run_module, signal_after_checkpoint, without_rate
 
 TIMEOUT_S = 240
 FAST_COMPILE = "--config.xla_optimization_level=1"  # compiling is most of a smoke run's CPU time
@@ -42,8 +42,9 @@ def assert_same_metrics(job: list[dict], single: list[dict]):
         np.testing.assert_allclose(a[name], value, rtol=1e-5, err_msg=f"{name} at {b['step']}")
 
 
-def train_both_ways(tmp_path, *flags: str):
-  """The job on 2 processes of 1 device and the same run in 1 process, side by side."""
+def train_both_ways(tmp_path, *flags: str, single_devices: int = 1):
+  """The job on 2 processes of 1 device and the same run in 1 process of `single_devices`, side
+  by side."""
   job = subprocess.Popen(
     [sys.executable, "-m", "experiments.launch", "--processes=2"]
     + [*flags, FAST_COMPILE, f"--workdir={tmp_path / 'job'}"],
@@ -58,7 +59,7 @@ def train_both_ways(tmp_path, *flags: str):
       *flags,
       FAST_COMPILE,
       f"--workdir={tmp_path / 'single'}",
-      "--config.cpu_devices=1",
+      f"--config.cpu_devices={single_devices}",
       timeout=TIMEOUT_S,
     )
     out, err = job.communicate(timeout=TIMEOUT_S)
@@ -96,6 +97,21 @@ def test_two_processes_train_shakespeare_gpt_like_one(tmp_path, corpus_path):
     assert (job / "samples" / name).read_text() == (single / "samples" / name).read_text()
 
 
+@pytest.mark.timeout(300)
+def test_two_processes_train_rl_seeds_like_one_process_of_two_devices(tmp_path):
+  # Each process trains and evaluates its seed (the runners are split over the 2-device mesh);
+  # against one process of 2 devices, the same split: on 1 device the seeds round differently.
+  job, single = train_both_ways(
+    tmp_path, "--config=experiments/configs/cartpole_ppo.py:smoke", single_devices=2
+  )
+  assert_same_metrics(records(job), records(single))  # min and max return: the 2 seeds'
+  job_final, single_final = (
+    json.loads((d / "summary.json").read_text())["final"] for d in (job, single)
+  )
+  assert without_rate(job_final) == without_rate(single_final)
+  assert job_final["env_steps_per_s"] > 0
+
+
 MLP_LONG = [
   "--config=experiments/configs/mnist_mlp.py:smoke",
   "--config.num_steps=100",
@@ -108,13 +124,20 @@ MLP_LONG = [
 
 def start_by_hand(workdir, *flags: str) -> list[subprocess.Popen]:
   """Two experiments.train processes joined through the DLJAX_* variables, as on a cluster."""
+  return start_joined(
+    ["-m", "experiments.train", *flags, f"--workdir={workdir}"]
+    + ["--config.distributed=True", "--config.cpu_devices=1"]
+  )
+
+
+def start_joined(python_args: list[str]) -> list[subprocess.Popen]:
+  """Two `python *python_args` processes joined through the DLJAX_* variables."""
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     address = f"127.0.0.1:{s.getsockname()[1]}"
   return [
     subprocess.Popen(
-      [sys.executable, "-m", "experiments.train", *flags, f"--workdir={workdir}"]
-      + ["--config.distributed=True", "--config.cpu_devices=1"],
+      [sys.executable, *python_args],
       cwd=REPO,
       env=dict(
         os.environ,
@@ -143,6 +166,47 @@ def finish(processes: list[subprocess.Popen], timeout: float) -> list[tuple[int,
       err += "\n(killed: still running at the timeout)"
     results.append((p.returncode, err))
   return results
+
+
+# Both processes save checkpoints 1 and 2 of an array split over them; process 0 corrupts 2 as
+# test_checkpoint_resume does; both then resume from the newest readable checkpoint.
+MOVE_ASIDE = """
+import pathlib, sys
+import jax, jax.numpy as jnp
+sys.path.append("tests")
+from test_checkpoint_resume import corrupt  # its conftest asks for 2 devices: set 1 after it
+from dljax import distributed, parallel
+parallel.setup_devices(1, distributed=True)
+from dljax.checkpoint import Checkpointer
+directory = pathlib.Path(sys.argv[1])
+state = {"w": jax.device_put(jnp.arange(4.0), parallel.batch_sharding(parallel.make_data_mesh(), 4))}
+checkpointer = Checkpointer(str(directory), {"test": "move aside"})
+checkpointer.save(1, state)
+checkpointer.save(2, state, wait=True)
+if distributed.is_writer():
+  corrupt(directory / "2", "garbage")
+distributed.barrier("corrupted")
+abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+step, restored = checkpointer.restore_newest(abstract)
+print(f"resumed from {step}: {distributed.fetch(restored['w']).tolist()}", file=sys.stderr)
+"""
+
+
+@pytest.mark.timeout(90)
+def test_an_unreadable_checkpoint_is_skipped_by_every_process_and_moved_aside_by_one(tmp_path):
+  processes = start_joined(["-c", MOVE_ASIDE, str(tmp_path / "checkpoints")])
+  results = finish(processes, timeout=60)
+  for code, err in results:
+    assert code == 0, err[-3000:]
+    assert "resumed from 1: [0.0, 1.0, 2.0, 3.0]" in err
+  warnings = [[l for l in err.splitlines() if l.startswith("warning:")] for _, err in results]
+  assert len(warnings[0]) == 1 and warnings[1] == []  # process 0 moved it, and says so
+  assert (
+    f"moved it to {tmp_path / 'corrupt_checkpoints' / '2'} and resuming from step 1"
+    in (warnings[0][0])
+  )
+  assert os.listdir(tmp_path / "checkpoints") == ["1"]
+  assert os.listdir(tmp_path / "corrupt_checkpoints") == ["2"]
 
 
 @pytest.mark.timeout(300)

@@ -2,7 +2,8 @@
 
 Each update is a rollout (`dljax.rl.rollout`) then the agent's learning phase; the chunk scans
 `chunk_updates` of them and vmaps that over `num_seeds` seeds, with the seed axis split over the
-data mesh so that every CPU core trains its share of the seeds.
+data mesh so that every CPU core (of every process in a job of several) trains its share of the
+seeds and holds only their state.
 """
 
 import jax
@@ -15,8 +16,9 @@ from dljax.rl.rollout import rollout
 from dljax.rl.runner import Runner, summarize, update_keys
 
 
-def chunk_train_step(agent: Agent, s: Setup, mesh):
-  """The loop's jitted `train_step(runners, feed)`; `feed` is None (the runners hold it all)."""
+def chunk_train_step(agent: Agent, s: Setup, seeds: NamedSharding):
+  """The loop's jitted `train_step(runners, feed)`; `feed` is None (the runners hold it all).
+  `seeds`: where the runners live (`seed_sharding`), which they keep."""
 
   def one_update(runner: Runner, _):
     rollout_key, update_key = update_keys(runner)
@@ -29,10 +31,16 @@ def chunk_train_step(agent: Agent, s: Setup, mesh):
 
   def train_step(runners: Runner, feed):
     del feed
-    if s.num_seeds % mesh.size == 0:
-      runners = jax.tree.map(parallel.split_batch, runners)
     runners, metrics = jax.vmap(chunk)(runners)
     return runners, summarize(runners, metrics)
 
-  # The state goes back replicated, the sharding the loop initialises and restores it with.
-  return jax.jit(train_step, donate_argnums=0, out_shardings=NamedSharding(mesh, P()))
+  # Each device keeps its seeds' runners; the metrics (means, min and max over seeds) are
+  # replicated, for every process to fetch.
+  replicated = NamedSharding(seeds.mesh, P())
+  return jax.jit(train_step, donate_argnums=0, out_shardings=(seeds, replicated))
+
+
+def seed_sharding(s: Setup, mesh) -> NamedSharding:
+  """Where the runners (stacked over seeds) live: the seeds split over the data mesh, every
+  device (of every process) training its share, or replicated if they do not split evenly."""
+  return parallel.batch_sharding(mesh, s.num_seeds)

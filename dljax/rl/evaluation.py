@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dljax import distributed
 from dljax.rl import envs
 from dljax.rl.agent import Agent, Setup
 
@@ -62,7 +63,7 @@ def make_evaluate(seed_returns, keys):
   """The loop's `evaluate(runners)`: the seeds' mean returns summarised across seeds."""
 
   def evaluate(runners):
-    returns = np.asarray(seed_returns(runners.agent, keys))
+    returns = distributed.fetch(seed_returns(runners.agent, keys))  # each device's seeds
     return {
       "mean_return": float(returns.mean()),
       "min_seed_return": float(returns.min()),

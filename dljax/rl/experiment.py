@@ -12,10 +12,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from dljax import distributed
 from dljax.loop import Experiment
 from dljax.metrics_log import Curve, plot_records, read_records
 from dljax.rl.agent import Agent, Setup, setup
-from dljax.rl.chunk import chunk_train_step
+from dljax.rl.chunk import chunk_train_step, seed_sharding
 from dljax.rl.evaluation import host_seed_returns, jax_seed_returns, make_evaluate
 from dljax.rl.gym_driver import host_train_step
 from dljax.rl.runner import Runner
@@ -62,7 +63,7 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
     train_step = host_train_step(agent, s, config.seed)
     seed_returns = host_seed_returns(agent, config.env, config.eval_episodes, config.seed + 1)
   else:
-    train_step = chunk_train_step(agent, s, mesh)
+    train_step = chunk_train_step(agent, s, seed_sharding(s, mesh))
     seed_returns = jax_seed_returns(agent, s, config.eval_episodes)
 
   def plot_returns(runners, step, workdir):
@@ -76,11 +77,13 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
       ylabel="return",
     )
 
-  # No env steps per second: the loop's summary has the time per step (chunk) of this invocation,
-  # and a task cannot tell how many steps an invocation ran (a rerun of a finished run runs none).
-  def final_extras(runners, seconds):
-    del seconds
-    return {"env_steps": int(runners.updates[0]) * s.steps_per_update}
+  def final_extras(runners, chunks_run, seconds):
+    extras = {"env_steps": int(distributed.fetch(runners.updates)[0]) * s.steps_per_update}
+    # The env steps of all seeds in this invocation per second of its training; a rerun of a
+    # finished run steps nothing and reports no rate (0.0 would read as a figure).
+    if chunks_run:
+      extras["env_steps_per_s"] = chunks_run * s.steps_per_chunk * s.num_seeds / seconds
+    return extras
 
   return Experiment(
     init_state=init_runners,
@@ -97,6 +100,7 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
       **agent.identity,
     },
     mesh=mesh,
+    state_sharding=seed_sharding(s, mesh),
     after_eval=plot_returns,
     final_extras=final_extras,
   )
