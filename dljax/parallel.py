@@ -85,12 +85,13 @@ def fsdp_sharding(tree, mesh: jax.sharding.Mesh):
 STATE_SHARDINGS = ("replicated", "fsdp")
 
 
-def state_sharding(name: str, abstract_state, mesh: jax.sharding.Mesh):
+def state_sharding(name: str, init_state, mesh: jax.sharding.Mesh):
   """The `Experiment.state_sharding` a config's `state_sharding` names: "replicated" (None, a
-  full copy on every device) or "fsdp" (`fsdp_sharding` of `abstract_state`)."""
+  full copy on every device) or "fsdp" (`fsdp_sharding` of the state that the traceable
+  `init_state()` makes; traced only then)."""
   if name not in STATE_SHARDINGS:
     raise unknown_name("state sharding", name, STATE_SHARDINGS)
-  return fsdp_sharding(abstract_state, mesh) if name == "fsdp" else None
+  return fsdp_sharding(jax.eval_shape(init_state), mesh) if name == "fsdp" else None
 
 
 def needs_bounded_dispatch(mesh: jax.sharding.Mesh) -> bool:

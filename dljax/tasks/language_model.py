@@ -111,7 +111,7 @@ def build_experiment(config, mesh) -> Experiment:
       model, tx, jax.random.PRNGKey(config.seed), jnp.zeros((1, config.block_size), jnp.int32)
     )
 
-  state_sharding = parallel.state_sharding(config.state_sharding, jax.eval_shape(init_state), mesh)
+  state_sharding = parallel.state_sharding(config.state_sharding, init_state, mesh)
   feed = parallel.replicate(
     {"tokens": data.train, "key": jax.random.PRNGKey(config.seed + 1)}, mesh
   )
