@@ -139,7 +139,7 @@ MUTATIONS = [
     "      pass\n",
     (
       "tests/test_parallel.py::test_fsdp_splits_each_array_on_its_largest_dimension_the_devices_divide",
-      "tests/test_parallel.py::test_a_gpt_with_fsdp_state_keeps_its_weights_and_adam_moments_split_over_steps",
+      "tests/test_checkpoint_devices.py::test_a_checkpoint_saved_on_two_devices_resumes_on_one_and_four",
     ),
   ),
   Mutation(

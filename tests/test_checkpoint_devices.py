@@ -10,6 +10,7 @@ import sys
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from dljax import parallel
@@ -95,7 +96,13 @@ def save_initial_fsdp_gpt(workdir, overrides: dict):
     state = jax.jit(exp.init_state, out_shardings=exp.state_sharding)()
     update = jax.jit(lambda s: s.apply_gradients(s.params), out_shardings=exp.state_sharding)
     state = update(state)
-  assert not state.params["h_0"]["mlp"]["c_fc"]["kernel"].sharding.is_fully_replicated
+  for name, tree in [
+    ("kernel", state.params),
+    ("mu", optax.tree_utils.tree_get(state.opt_state, "mu")),
+    ("nu", optax.tree_utils.tree_get(state.opt_state, "nu")),
+  ]:  # each device holds half of a weight matrix and of its Adam moments
+    matrix = tree["h_0"]["mlp"]["c_fc"]["kernel"]
+    assert [s.data.shape for s in matrix.addressable_shards] == [(16, 32)] * 2, name
   Checkpointer(str(workdir / "checkpoints"), exp.identity).save(10, state, exp.meta, wait=True)
 
 

@@ -6,12 +6,10 @@ import sys
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 from jax.sharding import PartitionSpec as P
 
 from dljax import parallel
-from tests.conftest import REPO, load_config, run_module
+from tests.conftest import REPO, run_module
 
 
 def test_xla_optimization_level_reaches_xla_flags_and_keeps_the_users():
@@ -66,29 +64,3 @@ def test_fsdp_splits_each_array_on_its_largest_dimension_the_devices_divide():
   }
   one_device = parallel.fsdp_sharding(shapes, parallel.make_data_mesh(1))
   assert all(s.spec == P(*[None] * len(shapes[k].shape)) for k, s in one_device.items())
-
-
-def test_a_gpt_with_fsdp_state_keeps_its_weights_and_adam_moments_split_over_steps(corpus_path):
-  """Each device holds half of a weight matrix and of its Adam moments, before and after a
-  (compiled) train step: the step returns the state where the next one expects it."""
-  from dljax.tasks import build_experiment
-
-  config = load_config("shakespeare_gpt", "smoke", dataset=f"text:{corpus_path}")
-  config.state_sharding = "fsdp"
-  config.steps_per_call = 1  # compiles faster
-  mesh = parallel.make_data_mesh(2)
-  with jax.set_mesh(mesh):
-    exp = build_experiment(config, mesh)
-    state = jax.jit(exp.init_state, out_shardings=exp.state_sharding)()
-    step = exp.train_step.lower(state, exp.feed(0)).compile()
-    for _ in range(2):
-      state, metrics = step(state, exp.feed(0))
-  assert np.isfinite(metrics["loss"]).all()
-  for name, tree in [
-    ("kernel", state.params),
-    ("mu", optax.tree_utils.tree_get(state.opt_state, "mu")),
-    ("nu", optax.tree_utils.tree_get(state.opt_state, "nu")),
-  ]:
-    matrix = tree["h_0"]["mlp"]["c_fc"]["kernel"]
-    assert matrix.shape == (16, 64), name
-    assert [s.data.shape for s in matrix.addressable_shards] == [(16, 32)] * 2, name
