@@ -122,6 +122,9 @@ def language_model_config() -> ml_collections.ConfigDict:
   c.sample_temperature = 0.8  # < 1 sharpens the next-character distribution, > 1 flattens it
   c.sample_top_k = 200  # sample among the k likeliest characters only (0: all)
   c.model = ml_collections.ConfigDict({"name": "gpt"})  # dljax.models name and its fields
+  # Where the train state lives on the data mesh: "replicated" (a full copy on every device) or
+  # "fsdp" (parameters and optimizer state split over the devices; dljax.parallel.fsdp_sharding).
+  c.state_sharding = "replicated"
   c.optimizer.name = "adamw"
   c.optimizer.learning_rate = 1e-3
   c.optimizer.b2 = 0.99

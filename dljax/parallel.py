@@ -12,7 +12,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dljax import distributed as multi_process
-from dljax.errors import DljaxError, bad_value
+from dljax.errors import DljaxError, bad_value, unknown_name
 
 DATA_AXIS = "data"
 
@@ -66,6 +66,38 @@ def batch_sharding(mesh: jax.sharding.Mesh, batch_size: int) -> NamedSharding:
   """Arrays whose leading axis has `batch_size` entries split over the mesh's data axis, or
   replicated where `batch_size` does not divide evenly over the devices."""
   return NamedSharding(mesh, P(DATA_AXIS) if batch_size % mesh.size == 0 else P())
+
+
+def fsdp_sharding(tree, mesh: jax.sharding.Mesh):
+  """FSDP-style shardings for a state pytree (arrays or their `jax.ShapeDtypeStruct`s): each
+  array split along the `data` axis on its largest dimension that the mesh size divides (the
+  first such, on a tie); scalars and arrays without one are replicated.
+
+  Applied to a whole `TrainState`, the optimizer's moments are split like their parameters, so a
+  device holds about 1/D of the state. Nothing else changes: inside jit, XLA's sharding
+  propagation all-gathers a parameter where it is used and reduce-scatters its gradient.
+  """
+
+  def sharding(x):
+    sizes = [(size, -axis) for axis, size in enumerate(x.shape) if size % mesh.size == 0]
+    spec = [None] * len(x.shape)
+    if sizes and mesh.size > 1:
+      spec[-max(sizes)[1]] = DATA_AXIS
+    return NamedSharding(mesh, P(*spec))
+
+  return jax.tree.map(sharding, tree)
+
+
+STATE_SHARDINGS = ("replicated", "fsdp")
+
+
+def state_sharding(name: str, init_state, mesh: jax.sharding.Mesh):
+  """The `Experiment.state_sharding` a config's `state_sharding` names: "replicated" (None, a
+  full copy on every device) or "fsdp" (`fsdp_sharding` of the state that the traceable
+  `init_state()` makes; traced only then)."""
+  if name not in STATE_SHARDINGS:
+    raise unknown_name("state sharding", name, STATE_SHARDINGS)
+  return fsdp_sharding(jax.eval_shape(init_state), mesh) if name == "fsdp" else None
 
 
 def needs_bounded_dispatch(mesh: jax.sharding.Mesh) -> bool:

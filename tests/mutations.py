@@ -133,6 +133,23 @@ MUTATIONS = [
     ),
   ),
   Mutation(
+    "fsdp-replicates-everything",
+    "dljax/parallel.py",
+    "      spec[-max(sizes)[1]] = DATA_AXIS\n",
+    "      pass\n",
+    (
+      "tests/test_parallel.py::test_fsdp_splits_each_array_on_its_largest_dimension_the_devices_divide",
+      "tests/test_checkpoint_devices.py::test_a_checkpoint_saved_on_two_devices_resumes_on_one_and_four",
+    ),
+  ),
+  Mutation(
+    "train-step-state-not-pinned",
+    "dljax/steps.py",
+    "      state = jax.lax.with_sharding_constraint(state, state_sharding)\n",
+    "      pass\n",
+    ("tests/test_steps.py::test_a_step_returns_the_state_in_the_sharding_it_was_given",),
+  ),
+  Mutation(
     "mountain-car-reset-shifted",
     "dljax/rl/envs/mountain_car.py",
     "jnp.float32, -0.6, -0.4)",

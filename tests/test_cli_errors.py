@@ -113,6 +113,7 @@ TRAIN_CASES = [
   ("text_dataset_unknown", "new", [*GPT_ON_CORPUS, "--config.dataset=wikipedia"], "unknown text dataset 'wikipedia'"),
   ("block_size_zero", "new", [*GPT_ON_CORPUS, "--config.block_size=0"], "block_size=0 is invalid: it must be at least 1"),
   ("block_size_beyond_text", "new", [*GPT_ON_CORPUS, "--config.block_size=10000000"], "block_size=10000000 needs more than"),
+  ("state_sharding_unknown", "new", [*GPT_ON_CORPUS, "--config.state_sharding=zero3"], "unknown state sharding 'zero3'; known state shardings: fsdp, replicated"),
   ("sample_temperature_negative", "new", [*GPT_ON_CORPUS, "--config.sample_temperature=-1"], "sample_temperature=-1.0 is invalid"),
   ("env_unknown", "new", [f"--config={PPO}", "--config.env=Pong-v5"], "unknown environment 'Pong-v5'; known environments: CartPole-v1"),
   ("num_envs_zero", "new", [f"--config={PPO}", "--config.num_envs=0"], "num_envs=0 must be at least 1"),

@@ -1,7 +1,7 @@
 """One job as two JAX processes on localhost (experiments.launch, gloo collectives) trains like
-one process: the same losses, and one set of files written by process 0. A SIGTERM to one
-process stops the whole job at one step with one checkpoint; a process that dies ends the others
-at once with one line."""
+one process, with its state replicated (mnist_cnn) or split over the processes (the GPT): the
+same losses, and one set of files written by process 0. A SIGTERM to one process stops the whole
+job at one step with one checkpoint; a process that dies ends the others at once with one line."""
 
 import json
 import os
@@ -84,11 +84,14 @@ def test_two_processes_train_mnist_cnn_like_one(tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_two_processes_train_shakespeare_gpt_like_one(tmp_path, corpus_path):
+def test_two_processes_train_shakespeare_gpt_with_split_state_like_one(tmp_path, corpus_path):
+  """With its state split over the 2 processes (FSDP; the 1-process run on one device has nothing
+  to split): the same losses and the same samples."""
   job, single = train_both_ways(
     tmp_path,
     "--config=experiments/configs/shakespeare_gpt.py:smoke",
     f"--config.dataset=text:{corpus_path}",
+    "--config.state_sharding=fsdp",
   )
   assert_same_metrics(records(job), records(single))
   samples = sorted(p.name for p in (job / "samples").iterdir())

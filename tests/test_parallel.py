@@ -1,8 +1,14 @@
-"""Device setup: what `dljax.parallel.setup_devices` hands XLA before the backend starts."""
+"""Device setup (what `dljax.parallel.setup_devices` hands XLA before the backend starts) and
+where the state lives (`fsdp_sharding`)."""
 
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
+
+from dljax import parallel
 from tests.conftest import REPO, run_module
 
 
@@ -35,3 +41,26 @@ def test_an_unknown_xla_optimization_level_is_one_line_error(tmp_path):
   )
   assert out.stderr.strip().splitlines() == [message]
   assert not (tmp_path / "run").exists()
+
+
+def test_fsdp_splits_each_array_on_its_largest_dimension_the_devices_divide():
+  mesh = parallel.make_data_mesh(2)
+  shapes = {
+    "wide": jax.ShapeDtypeStruct((16, 48), jnp.float32),
+    "tall": jax.ShapeDtypeStruct((64, 16), jnp.float32),
+    "odd_rows": jax.ShapeDtypeStruct((63, 7, 2), jnp.float32),
+    "square": jax.ShapeDtypeStruct((4, 4), jnp.float32),
+    "odd": jax.ShapeDtypeStruct((5, 7), jnp.float32),
+    "scalar": jax.ShapeDtypeStruct((), jnp.int32),
+  }
+  specs = {k: s.spec for k, s in parallel.fsdp_sharding(shapes, mesh).items()}
+  assert specs == {
+    "wide": P(None, "data"),
+    "tall": P("data", None),
+    "odd_rows": P(None, None, "data"),
+    "square": P("data", None),
+    "odd": P(None, None),
+    "scalar": P(),
+  }
+  one_device = parallel.fsdp_sharding(shapes, parallel.make_data_mesh(1))
+  assert all(s.spec == P(*[None] * len(shapes[k].shape)) for k, s in one_device.items())

@@ -1,5 +1,6 @@
 """The several-network step: each update trains only its network, sees the previous updates, and
-keeps every mutable-collection change its loss reports."""
+keeps every mutable-collection change its loss reports. A step given the state's sharding returns
+the state there."""
 
 import flax
 import flax.linen as nn
@@ -9,7 +10,10 @@ import numpy as np
 import optax
 import pytest
 from conftest import assert_trees_equal
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
+from dljax import parallel
 from dljax.steps import Update, make_train_step
 from dljax.train_state import TrainState, init_model_state
 
@@ -99,3 +103,39 @@ def test_an_incomplete_mutable_update_is_refused():
 
   with pytest.raises(ValueError, match="do not match"):
     make_train_step([Update("a", partial_loss)])(make_pair(), BATCH)
+
+
+def test_a_step_returns_the_state_in_the_sharding_it_was_given():
+  """Matrices split, vectors replicated: left to itself, XLA returns the LayerNorm's vectors split
+  too, and the compiled step refuses its own output on the next call."""
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return nn.Dense(4)(nn.LayerNorm()(nn.Dense(8)(x)))
+
+  def loss(params, state, batch, rng, train):
+    return jnp.mean(state.apply_fn({"params": params}, batch) ** 2), ({}, None)
+
+  net, tx = Net(), optax.adam(0.1)  # the state's static fields: one instance for every init
+
+  def init():
+    return init_model_state(net, tx, jax.random.PRNGKey(0), jnp.ones((1, 8)))
+
+  mesh = parallel.make_data_mesh(2)
+  shapes = jax.eval_shape(init)
+  sharding = jax.tree.map(
+    lambda fsdp, x: fsdp if x.ndim >= 2 else NamedSharding(mesh, P()),
+    parallel.fsdp_sharding(shapes, mesh),
+    shapes,
+  )
+  with jax.set_mesh(mesh):
+    step = make_train_step(
+      loss, lambda feed, _: parallel.split_batch(feed), state_sharding=sharding
+    )
+    state = jax.jit(init, out_shardings=sharding)()
+    compiled = step.lower(state, jnp.ones((4, 8))).compile()
+    for _ in range(2):
+      state, _ = compiled(state, jnp.ones((4, 8)))
+  same = jax.tree.map(lambda x, s: x.sharding.is_equivalent_to(s, x.ndim), state, sharding)
+  assert all(jax.tree.leaves(same))

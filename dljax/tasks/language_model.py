@@ -111,6 +111,7 @@ def build_experiment(config, mesh) -> Experiment:
       model, tx, jax.random.PRNGKey(config.seed), jnp.zeros((1, config.block_size), jnp.int32)
     )
 
+  state_sharding = parallel.state_sharding(config.state_sharding, init_state, mesh)
   feed = parallel.replicate(
     {"tokens": data.train, "key": jax.random.PRNGKey(config.seed + 1)}, mesh
   )
@@ -153,7 +154,9 @@ def build_experiment(config, mesh) -> Experiment:
 
   return Experiment(
     init_state=init_state,
-    train_step=make_train_step(lm_loss, batch_fn, steps_per_call=config.steps_per_call),
+    train_step=make_train_step(
+      lm_loss, batch_fn, steps_per_call=config.steps_per_call, state_sharding=state_sharding
+    ),
     feed=lambda step: feed,
     evaluate=evaluate,
     num_steps=config.num_steps,
@@ -162,4 +165,5 @@ def build_experiment(config, mesh) -> Experiment:
     meta={"vocab": data.vocab.to_json(), "model": spec},
     steps_per_call=config.steps_per_call,
     after_eval=write_sample,
+    state_sharding=state_sharding,
   )
