@@ -2,13 +2,15 @@
 
 A task describes its experiment as an `Experiment` (how to initialise and place the state, the
 jitted train step, what to feed it, how to evaluate); `run` does everything else, as its
-`LoopOptions` say: AOT compilation timed on its own, resume from the newest checkpoint, metrics
-accumulated on device and fetched every `log_every_steps`, progress bar, evaluation, periodic
-checkpoints, NaN/inf detection, clean shutdown on SIGINT/SIGTERM (dljax.stop_signals), a watchdog
-that ends a stalled run (dljax.watchdog), `metrics.jsonl`, TensorBoard, a PNG of the curves and
-`summary.json`.
+`LoopOptions` say: AOT compilation timed on its own (what the run's end compiles and imports for
+the first time is warmed up on a thread while the train steps run), resume from the newest
+checkpoint, metrics accumulated on device and fetched every `log_every_steps`, progress bar,
+evaluation, periodic checkpoints, NaN/inf detection, clean shutdown on SIGINT/SIGTERM
+(dljax.stop_signals), a watchdog that ends a stalled run (dljax.watchdog), `metrics.jsonl`,
+TensorBoard, a PNG of the curves and `summary.json`.
 """
 
+import concurrent.futures
 import dataclasses
 import json
 import math
@@ -24,11 +26,10 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from dljax import distributed, parallel
+from dljax import distributed, metrics_log, parallel
 from dljax.checkpoint import Checkpointer
 from dljax.config_checks import check_ranges
 from dljax.errors import DljaxError, NonFiniteLossError, TrainingInterrupted
-from dljax.metrics_log import MetricsLog
 from dljax.stop_signals import StopSignals
 from dljax.watchdog import Watchdog
 
@@ -56,6 +57,8 @@ class Experiment:
     the state (it is initialised and restored onto it); None: replicated over `mesh`.
   finite_metrics: the train metrics that must stay finite (the run stops at the first NaN or inf
     in one of them); None: all of them.
+  warm_up: optional `abstract_state -> None` run on a thread of its own while the first train
+    steps run (e.g. compiling the evaluation ahead); it ends before the first evaluation.
   """
 
   init_state: Callable[[], Any]
@@ -71,6 +74,7 @@ class Experiment:
   final_extras: Callable | None = None
   state_sharding: Any = None
   finite_metrics: tuple[str, ...] | None = None
+  warm_up: Callable[[Any], None] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +143,8 @@ class _Run:
     )
     sharding = NamedSharding(exp.mesh, P()) if exp.state_sharding is None else exp.state_sharding
     init_state = jax.jit(exp.init_state, out_shardings=sharding)
-    self.resume_step, self.state = self.checkpointer.restore_newest(jax.eval_shape(init_state))
+    self.abstract_state = jax.eval_shape(init_state)
+    self.resume_step, self.state = self.checkpointer.restore_newest(self.abstract_state)
     if self.resume_step is None:
       self.state = init_state()
     self.step = self.last_saved = self.resume_step or 0
@@ -149,11 +154,36 @@ class _Run:
     if self.compiled_ahead:
       self.train_step = exp.train_step.lower(self.state, exp.feed(self.step)).compile()
     self.compile_time = time.perf_counter() - t0
+    self.all_finite = all_finite
+    self.warming_up = None
     self.eval_time = 0.0
     self.pending: list[tuple[int, dict]] = []
     self.bounded_dispatch = parallel.needs_bounded_dispatch(exp.mesh)
-    self.log = MetricsLog(workdir, self.step)
+    self.log = metrics_log.MetricsLog(workdir, self.step)
     self.files_dir = distributed.output_dir(workdir)  # other processes write to a scratch dir
+
+  def start_warm_up(self):
+    """Pays what the end of the run does for the first time (matplotlib for the PNGs, compiling
+    the state's finiteness check and the task's `warm_up`) on a thread of its own while the train
+    steps run: XLA compiles and computes without the GIL, and cores the steps leave idle take it."""
+
+    def warm_up():
+      metrics_log.import_pyplot()
+      with jax.set_mesh(self.exp.mesh):  # the caller's mesh context does not reach this thread
+        if self.compiled_ahead:  # the state keeps the sharding the step was compiled for
+          self.all_finite = all_finite.lower(self.abstract_state).compile()
+        if self.exp.warm_up is not None:
+          self.exp.warm_up(self.abstract_state)
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    self.warming_up = pool.submit(warm_up)
+    pool.shutdown(wait=False)
+
+  def end_warm_up(self):
+    """Waits for the warm-up, raising what it raised."""
+    if self.warming_up is not None:
+      self.warming_up.result()
+      self.warming_up = None
 
   def non_finite(self, what: str, step: int) -> NonFiniteLossError:
     return NonFiniteLossError(
@@ -184,6 +214,7 @@ class _Run:
     return means
 
   def evaluate(self) -> dict[str, float]:
+    self.end_warm_up()
     self.flush()
     t0 = time.perf_counter()
     metrics = self.exp.evaluate(self.state)
@@ -195,10 +226,11 @@ class _Run:
 
   def save(self):
     """Checkpoints the state unless already saved; never saves a non-finite state."""
+    self.end_warm_up()
     self.flush()
     if self.last_saved == self.step:
       return
-    if not all_finite(self.state):
+    if not self.all_finite(self.state):
       raise self.non_finite("parameters", self.step)
     self.checkpointer.save(self.step, self.state, self.exp.meta)
     self.last_saved = self.step
@@ -206,6 +238,7 @@ class _Run:
   def train(self, stop: StopSignals, watchdog: Watchdog, progress):
     exp, options = self.exp, self.options
     log_every = options.log_every_steps
+    self.start_warm_up()
     while self.step < exp.num_steps:
       watchdog.call_started(self.step + exp.steps_per_call)
       self.state, metrics = self.train_step(self.state, exp.feed(self.step))

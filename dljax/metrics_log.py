@@ -38,6 +38,17 @@ class Curve:
   band: tuple[str, str] | None = None
 
 
+def import_pyplot():
+  """matplotlib's pyplot on the Agg backend (no display), imported on first use: a few tenths of
+  a second that runs without PNGs never pay."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  return plt
+
+
 def plot_records(
   records: list[dict],
   path: str,
@@ -48,11 +59,7 @@ def plot_records(
 ):
   """`panels` ({title: curves}; default: one per metric, a line per split) as a PNG at `path`,
   with x = step * `step_scale`. Curves without records are left out, panels without any too."""
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
+  plt = import_pyplot()
   if panels is None:
     names = sorted({k for r in records for k in r if k not in ("step", "split")})
     panels = {

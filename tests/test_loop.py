@@ -92,3 +92,38 @@ def test_the_nan_guard_checks_the_metrics_the_task_names(tmp_path):
 def test_bad_loop_options_are_refused_in_one_line(bad, message):
   with pytest.raises(DljaxError, match=message):
     dataclasses.replace(OPTIONS, **bad)
+
+
+def test_the_warm_up_gets_the_abstract_state_ends_before_evaluating_and_its_failure_is_raised(
+  tmp_path,
+):
+  mesh = parallel.make_data_mesh(2)
+  split = {"w": NamedSharding(mesh, P("data")), "step": NamedSharding(mesh, P())}
+  seen = []
+
+  def warm_up(abstract_state):
+    assert jax.sharding.get_abstract_mesh() == mesh.abstract_mesh  # the loop's mesh context
+    seen.append(abstract_state)
+
+  def evaluate(state):
+    assert len(seen) == 1  # the warm-up has ended
+    return {"w": float(state["w"].sum())}
+
+  def failing(abstract_state):
+    raise RuntimeError("the warm-up failed")
+
+  with jax.set_mesh(mesh):
+    summary = loop.run(
+      dataclasses.replace(
+        tiny_experiment(2, state_sharding=split, finite_metrics=("loss",), warm_up=warm_up),
+        evaluate=evaluate,
+      ),
+      OPTIONS,
+      str(tmp_path / "a"),
+    )
+    with pytest.raises(RuntimeError, match="the warm-up failed"):
+      loop.run(
+        tiny_experiment(2, finite_metrics=("loss",), warm_up=failing), OPTIONS, str(tmp_path / "b")
+      )
+  assert summary["final"] == {"w": 8.0}
+  assert seen[0]["w"].shape == (4,) and seen[0]["w"].sharding == split["w"]

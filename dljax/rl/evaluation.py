@@ -60,14 +60,21 @@ def host_seed_returns(agent: Agent, env_name: str, num_episodes: int, seed: int)
 
 
 def make_evaluate(seed_returns, keys):
-  """The loop's `evaluate(runners)`: the seeds' mean returns summarised across seeds."""
+  """The loop's `evaluate(runners)`: the seeds' mean returns summarised across seeds; and its
+  `warm_up(abstract runners)`, which compiles jitted `seed_returns` ahead (None for host ones)."""
+  compiled = {"seed_returns": seed_returns}
+
+  def warm_up(abstract_runners):
+    compiled["seed_returns"] = seed_returns.lower(abstract_runners.agent, keys).compile()
 
   def evaluate(runners):
-    returns = distributed.fetch(seed_returns(runners.agent, keys))  # each device's seeds
+    returns = distributed.fetch(
+      compiled["seed_returns"](runners.agent, keys)
+    )  # each device's seeds
     return {
       "mean_return": float(returns.mean()),
       "min_seed_return": float(returns.min()),
       "max_seed_return": float(returns.max()),
     }
 
-  return evaluate
+  return evaluate, warm_up if hasattr(seed_returns, "lower") else None

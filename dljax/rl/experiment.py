@@ -66,6 +66,8 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
     train_step = chunk_train_step(agent, s, seed_sharding(s, mesh))
     seed_returns = jax_seed_returns(agent, s, config.eval_episodes)
 
+  evaluate, warm_up = make_evaluate(seed_returns, jax.random.split(eval_root, s.num_seeds))
+
   def plot_returns(runners, step, workdir):
     del runners, step
     plot_records(
@@ -89,7 +91,7 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
     init_state=init_runners,
     train_step=train_step,
     feed=lambda step: None,
-    evaluate=make_evaluate(seed_returns, jax.random.split(eval_root, s.num_seeds)),
+    evaluate=evaluate,
     num_steps=s.num_chunks,
     identity={
       "task": task,
@@ -103,4 +105,5 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
     state_sharding=seed_sharding(s, mesh),
     after_eval=plot_returns,
     final_extras=final_extras,
+    warm_up=warm_up,
   )
