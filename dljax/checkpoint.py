@@ -21,6 +21,8 @@ import warnings
 
 import jax
 import orbax.checkpoint as ocp
+
+# Orbax exports no public name for its default array metadata store (orbax is pinned to 0.12.x).
 from orbax.checkpoint._src.metadata import array_metadata_store
 
 from dljax import distributed
