@@ -125,6 +125,12 @@ def _check_intervals(exp: Experiment, options: LoopOptions):
       )
 
 
+def _in_mesh(mesh, f):
+  """`f()` under `mesh` (a thread does not inherit its starter's `jax.set_mesh`)."""
+  with jax.set_mesh(mesh):
+    return f()
+
+
 @jax.jit
 def all_finite(tree) -> jax.Array:
   leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
@@ -145,15 +151,21 @@ class _Run:
     init_state = jax.jit(exp.init_state, out_shardings=sharding)
     self.abstract_state = jax.eval_shape(init_state)
     self.resume_step, self.state = self.checkpointer.restore_newest(self.abstract_state)
-    if self.resume_step is None:
-      self.state = init_state()
     self.step = self.last_saved = self.resume_step or 0
-    t0 = time.perf_counter()
     self.train_step = exp.train_step
     self.compiled_ahead = hasattr(exp.train_step, "lower")  # a host-driven step has no AOT form
-    if self.compiled_ahead:
-      self.train_step = exp.train_step.lower(self.state, exp.feed(self.step)).compile()
-    self.compile_time = time.perf_counter() - t0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+      # A fresh state is compiled and computed on a thread of its own while the step compiles
+      # from the state's shapes: XLA compiles without the GIL, on the cores the other leaves.
+      initialized = None
+      if self.resume_step is None:
+        initialized = pool.submit(_in_mesh, exp.mesh, init_state)
+      t0 = time.perf_counter()
+      if self.compiled_ahead:
+        self.train_step = exp.train_step.lower(self.abstract_state, exp.feed(self.step)).compile()
+      self.compile_time = time.perf_counter() - t0
+      if initialized is not None:
+        self.state = initialized.result()
     self.all_finite = all_finite
     self.warming_up = None
     self.eval_time = 0.0
