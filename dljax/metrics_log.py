@@ -77,7 +77,12 @@ def plot_records(
     return
   cols = min(3, len(points))
   rows = math.ceil(len(points) / cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+  width, height = 4.5 * cols, 3.2 * rows  # inches: every panel the same size
+  # Margins fixed in inches (room for tick labels, axis labels and titles) rather than
+  # `tight_layout`, which measures every text and takes half the drawing time.
+  margins = {"left": 0.9 / width, "right": 1 - 0.2 / width}
+  margins |= {"bottom": 0.55 / height, "top": 1 - 0.35 / height, "wspace": 0.33, "hspace": 0.5}
+  fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False, gridspec_kw=margins)
   for ax, (title, curves) in zip(axes.flat, points.items()):
     for curve, rs in curves:
       x = np.array([r["step"] for r in rs]) * step_scale
@@ -91,7 +96,6 @@ def plot_records(
     ax.legend()
   for ax in list(axes.flat)[len(points) :]:
     ax.axis("off")
-  fig.tight_layout()
   fig.savefig(path, dpi=80)
   plt.close(fig)
 
