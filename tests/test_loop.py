@@ -10,8 +10,9 @@ from jax.sharding import PartitionSpec as P
 
 from dljax import loop, parallel
 from dljax.errors import DljaxError, NonFiniteLossError
+from dljax.experiment import Experiment, LoopOptions
 
-OPTIONS = loop.LoopOptions(
+OPTIONS = LoopOptions(
   log_every_steps=1,
   eval_every_steps=0,
   checkpoint_every_steps=2,
@@ -22,7 +23,7 @@ OPTIONS = loop.LoopOptions(
 )
 
 
-def tiny_experiment(num_steps: int, **fields) -> loop.Experiment:
+def tiny_experiment(num_steps: int, **fields) -> Experiment:
   """w <- w + 1 on a vector of 4; `noise` is NaN from step 1 on, `loss` stays finite."""
   mesh = parallel.make_data_mesh(2)
 
@@ -37,7 +38,7 @@ def tiny_experiment(num_steps: int, **fields) -> loop.Experiment:
   def evaluate(state):
     return {"w": float(state["w"].sum()), "split": float(state["w"].sharding.spec == P("data"))}
 
-  return loop.Experiment(
+  return Experiment(
     init_state=lambda: {"w": jnp.zeros(4), "step": jnp.int32(0)},
     train_step=train_step,
     feed=lambda step: None,

@@ -16,6 +16,7 @@ RUN = """
 import sys, time
 import jax, jax.numpy as jnp
 from dljax import loop, parallel
+from dljax.experiment import Experiment, LoopOptions
 
 workdir, mode = sys.argv[1], sys.argv[2]
 
@@ -34,9 +35,9 @@ def host_step(state, feed):
     time.sleep(2.0)
   return train_step(state, feed)
 
-options = loop.LoopOptions(log_every_steps=1, eval_every_steps=0, checkpoint_every_steps=2,
-                           keep_checkpoints=5, quiet=True, watchdog_timeout_s=1.0, config={})
-experiment = loop.Experiment(
+options = LoopOptions(log_every_steps=1, eval_every_steps=0, checkpoint_every_steps=2,
+                      keep_checkpoints=5, quiet=True, watchdog_timeout_s=1.0, config={})
+experiment = Experiment(
   init_state=lambda: {"w": jnp.float32(0), "step": jnp.int32(0)},
   train_step=host_step if mode == "host" else train_step, feed=lambda step: None,
   evaluate=lambda state: {"w": float(state["w"])}, num_steps=6, identity={},

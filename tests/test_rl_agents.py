@@ -56,7 +56,7 @@ import sys
 from dljax.cli import load_config
 for name in ("cartpole_ppo", "cartpole_dqn", "pendulum_ppo"):
   load_config(f"experiments/configs/{name}.py:smoke")
-heavy = ("jax", "jaxlib", "flax", "optax", "orbax", "dljax.loop", "dljax.rl.envs")
+heavy = ("jax", "jaxlib", "flax", "optax", "orbax", "dljax.loop", "dljax.experiment", "dljax.rl.envs")
 print(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m.startswith(heavy)))
 """
 

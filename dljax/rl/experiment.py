@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from dljax import distributed
-from dljax.loop import Experiment
+from dljax.experiment import Experiment
 from dljax.metrics_log import Curve, plot_records, read_records
 from dljax.rl.agent import Agent, Setup, setup
 from dljax.rl.chunk import chunk_train_step, seed_sharding

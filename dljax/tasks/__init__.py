@@ -33,7 +33,7 @@ def build_experiment(config, mesh):
 
 def loop_options(config):
   """The `LoopOptions` a config asks for: the one place that reads the loop's config fields."""
-  from dljax.loop import LoopOptions
+  from dljax.experiment import LoopOptions
 
   return LoopOptions(
     log_every_steps=config.log_every_steps,

@@ -26,7 +26,7 @@ from dljax.config import base_config
 from dljax.data.device_feed import DeviceDataset
 from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
-from dljax.loop import Experiment
+from dljax.experiment import Experiment
 from dljax.models import build_model
 from dljax.optim import make_optimizer
 from dljax.steps import make_eval_step, make_train_step

@@ -16,7 +16,7 @@ from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
 from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
-from dljax.loop import Experiment
+from dljax.experiment import Experiment
 from dljax.models import build_model
 from dljax.optim import make_optimizer
 from dljax.steps import Update, make_eval_step, make_train_step

@@ -9,7 +9,7 @@ from dljax.data.augment import augment
 from dljax.data.placement import device_dataset, process_shard
 from dljax.errors import DljaxError, bad_value
 from dljax.evaluation import eval_batches, evaluate_batches
-from dljax.loop import Experiment
+from dljax.experiment import Experiment
 from dljax.models import build_model
 from dljax.optim import make_optimizer
 from dljax.precision import dtype_kwargs

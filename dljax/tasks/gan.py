@@ -26,9 +26,9 @@ import numpy as np
 
 from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
+from dljax.experiment import Experiment
 from dljax.fid import make_sample_scorer
 from dljax.image_grid import save_gif, save_grid
-from dljax.loop import Experiment
 from dljax.models import build_model, model_spec
 from dljax.models.dcgan import check_image_shape
 from dljax.optim import make_optimizer

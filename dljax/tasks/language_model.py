@@ -24,8 +24,8 @@ from dljax.data.text import (
 )
 from dljax.errors import DljaxError, bad_value
 from dljax.evaluation import eval_batches, evaluate_batches
+from dljax.experiment import Experiment
 from dljax.generation import generate
-from dljax.loop import Experiment
 from dljax.models import build_model, model_spec
 from dljax.optim import make_optimizer
 from dljax.precision import dtype_kwargs

@@ -28,8 +28,8 @@ from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
 from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
+from dljax.experiment import Experiment
 from dljax.fid import make_sample_scorer
-from dljax.loop import Experiment
 from dljax.models import build_model, model_spec
 from dljax.optim import make_optimizer
 from dljax.steps import make_eval_step, make_train_step
