@@ -56,10 +56,18 @@ def _check_intervals(exp: Experiment, options: LoopOptions):
       )
 
 
-def _in_mesh(mesh, f):
-  """`f()` under `mesh` (a thread does not inherit its starter's `jax.set_mesh`)."""
-  with jax.set_mesh(mesh):
-    return f()
+def _start_on_thread(mesh, f) -> concurrent.futures.Future:
+  """Starts `f()` under `mesh` on a thread of its own (a thread does not inherit its starter's
+  `jax.set_mesh`): XLA compiles and computes without the GIL, on cores the caller leaves idle."""
+
+  def in_mesh():
+    with jax.set_mesh(mesh):
+      return f()
+
+  pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+  future = pool.submit(in_mesh)
+  pool.shutdown(wait=False)  # the thread ends when `f` returns
+  return future
 
 
 @jax.jit
@@ -85,18 +93,14 @@ class _Run:
     self.step = self.last_saved = self.resume_step or 0
     self.train_step = exp.train_step
     self.compiled_ahead = hasattr(exp.train_step, "lower")  # a host-driven step has no AOT form
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-      # A fresh state is compiled and computed on a thread of its own while the step compiles
-      # from the state's shapes: XLA compiles without the GIL, on the cores the other leaves.
-      initialized = None
-      if self.resume_step is None:
-        initialized = pool.submit(_in_mesh, exp.mesh, init_state)
-      t0 = time.perf_counter()
-      if self.compiled_ahead:
-        self.train_step = exp.train_step.lower(self.abstract_state, exp.feed(self.step)).compile()
-      self.compile_time = time.perf_counter() - t0
-      if initialized is not None:
-        self.state = initialized.result()
+    # A fresh state is compiled and computed on a thread while the step compiles from its shapes.
+    initialized = None if self.resume_step is not None else _start_on_thread(exp.mesh, init_state)
+    t0 = time.perf_counter()
+    if self.compiled_ahead:
+      self.train_step = exp.train_step.lower(self.abstract_state, exp.feed(self.step)).compile()
+    self.compile_time = time.perf_counter() - t0
+    if initialized is not None:
+      self.state = initialized.result()
     self.all_finite = all_finite
     self.warming_up = None
     self.eval_time = 0.0
@@ -108,19 +112,16 @@ class _Run:
   def start_warm_up(self):
     """Pays what the end of the run does for the first time (matplotlib for the PNGs, compiling
     the state's finiteness check and the task's `warm_up`) on a thread of its own while the train
-    steps run: XLA compiles and computes without the GIL, and cores the steps leave idle take it."""
+    steps run."""
 
     def warm_up():
       metrics_log.import_pyplot()
-      with jax.set_mesh(self.exp.mesh):  # the caller's mesh context does not reach this thread
-        if self.compiled_ahead:  # the state keeps the sharding the step was compiled for
-          self.all_finite = all_finite.lower(self.abstract_state).compile()
-        if self.exp.warm_up is not None:
-          self.exp.warm_up(self.abstract_state)
+      if self.compiled_ahead:  # the state keeps the sharding the step was compiled for
+        self.all_finite = all_finite.lower(self.abstract_state).compile()
+      if self.exp.warm_up is not None:
+        self.exp.warm_up(self.abstract_state)
 
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    self.warming_up = pool.submit(warm_up)
-    pool.shutdown(wait=False)
+    self.warming_up = _start_on_thread(self.exp.mesh, warm_up)
 
   def end_warm_up(self):
     """Waits for the warm-up, raising what it raised."""
