@@ -49,7 +49,7 @@ class Workload:
   """A compiled train step with its state and batch, ready to be timed."""
 
   name: str
-  step: Callable  # jitted (state, feed) -> (state, metrics), state donated
+  step: Any  # a dljax.steps.TrainStep: jitted (state, feed) -> (state, metrics), state donated
   state: Any
   feed: Any
   items_per_step: int
@@ -77,7 +77,7 @@ class Workload:
     import jax
 
     t0 = time.perf_counter()
-    self._compiled = self.step.lower(self.state, self.feed).compile()
+    self._compiled = self.step.fn.lower(self.state, self.feed).compile()
     self.compile_s = time.perf_counter() - t0
     for _ in range(2):
       self.state, metrics = self._compiled(self.state, self.feed)
@@ -104,7 +104,7 @@ class Workload:
 
   def xla_flops(self) -> tuple[float, bool]:
     """XLA's FLOPs of one unscanned step, and whether that count is complete."""
-    return xla_train_flops(self.single_step or self.step, self.state, self.feed)
+    return xla_train_flops((self.single_step or self.step).fn, self.state, self.feed)
 
 
 def load_config(spec: Spec, accelerator: bool, dtype: str):

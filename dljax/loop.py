@@ -2,15 +2,14 @@
 
 A task describes its experiment as an `Experiment` (dljax.experiment: how to initialise and
 place the state, the jitted train step, what to feed it, how to evaluate); `run` does everything
-else, as its `LoopOptions` say: AOT compilation timed on its own (what the run's end compiles and imports for
-the first time is warmed up on a thread while the train steps run), resume from the newest
-checkpoint, metrics accumulated on device and fetched every `log_every_steps`, progress bar,
-evaluation, periodic checkpoints, NaN/inf detection, clean shutdown on SIGINT/SIGTERM
+else, as its `LoopOptions` say: AOT compilation timed on its own (what the start and the end of a
+run can do on idle cores is dljax.overlap's), resume from the newest checkpoint, metrics
+accumulated on device and fetched every `log_every_steps`, progress bar, evaluation, periodic
+checkpoints, NaN/inf detection, clean shutdown on SIGINT/SIGTERM
 (dljax.stop_signals), a watchdog that ends a stalled run (dljax.watchdog), `metrics.jsonl`,
 TensorBoard, a PNG of the curves and `summary.json`.
 """
 
-import concurrent.futures
 import json
 import math
 import os
@@ -23,7 +22,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from dljax import distributed, metrics_log, parallel
+from dljax import distributed, metrics_log, overlap, parallel
 from dljax.checkpoint import Checkpointer
 from dljax.errors import DljaxError, NonFiniteLossError, TrainingInterrupted
 from dljax.experiment import Experiment, LoopOptions
@@ -56,26 +55,6 @@ def _check_intervals(exp: Experiment, options: LoopOptions):
       )
 
 
-def _start_on_thread(mesh, f) -> concurrent.futures.Future:
-  """Starts `f()` under `mesh` on a thread of its own (a thread does not inherit its starter's
-  `jax.set_mesh`): XLA compiles and computes without the GIL, on cores the caller leaves idle."""
-
-  def in_mesh():
-    with jax.set_mesh(mesh):
-      return f()
-
-  pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-  future = pool.submit(in_mesh)
-  pool.shutdown(wait=False)  # the thread ends when `f` returns
-  return future
-
-
-@jax.jit
-def all_finite(tree) -> jax.Array:
-  leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-  return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves]))
-
-
 class _Run:
   """One invocation of the loop: the state, its step, pending metrics, logs and checkpoints."""
 
@@ -89,44 +68,29 @@ class _Run:
     sharding = NamedSharding(exp.mesh, P()) if exp.state_sharding is None else exp.state_sharding
     init_state = jax.jit(exp.init_state, out_shardings=sharding)
     self.abstract_state = jax.eval_shape(init_state)
-    self.resume_step, self.state = self.checkpointer.restore_newest(self.abstract_state)
+    self.resume_step, state = self.checkpointer.restore_newest(self.abstract_state)
     self.step = self.last_saved = self.resume_step or 0
-    self.train_step = exp.train_step
-    self.compiled_ahead = hasattr(exp.train_step, "lower")  # a host-driven step has no AOT form
-    # A fresh state is compiled and computed on a thread while the step compiles from its shapes.
-    initialized = None if self.resume_step is not None else _start_on_thread(exp.mesh, init_state)
-    t0 = time.perf_counter()
-    if self.compiled_ahead:
-      self.train_step = exp.train_step.lower(self.abstract_state, exp.feed(self.step)).compile()
-    self.compile_time = time.perf_counter() - t0
-    if initialized is not None:
-      self.state = initialized.result()
-    self.all_finite = all_finite
+    self.state, self.train_step, self.compile_time = overlap.compile_and_init(
+      exp.mesh,
+      exp.train_step,
+      exp.host_driven,
+      init_state,
+      self.abstract_state,
+      exp.feed(self.step),
+      state,
+    )
     self.warming_up = None
+    self.all_finite = overlap.all_finite  # until the warm-up has compiled it for the state
     self.eval_time = 0.0
     self.pending: list[tuple[int, dict]] = []
     self.bounded_dispatch = parallel.needs_bounded_dispatch(exp.mesh)
     self.log = metrics_log.MetricsLog(workdir, self.step)
     self.files_dir = distributed.output_dir(workdir)  # other processes write to a scratch dir
 
-  def start_warm_up(self):
-    """Pays what the end of the run does for the first time (matplotlib for the PNGs, compiling
-    the state's finiteness check and the task's `warm_up`) on a thread of its own while the train
-    steps run."""
-
-    def warm_up():
-      metrics_log.import_pyplot()
-      if self.compiled_ahead:  # the state keeps the sharding the step was compiled for
-        self.all_finite = all_finite.lower(self.abstract_state).compile()
-      if self.exp.warm_up is not None:
-        self.exp.warm_up(self.abstract_state)
-
-    self.warming_up = _start_on_thread(self.exp.mesh, warm_up)
-
   def end_warm_up(self):
-    """Waits for the warm-up, raising what it raised."""
+    """Waits for the warm-up (dljax.overlap.WarmUp), raising what it raised."""
     if self.warming_up is not None:
-      self.warming_up.result()
+      self.all_finite = self.warming_up.finish()
       self.warming_up = None
 
   def non_finite(self, what: str, step: int) -> NonFiniteLossError:
@@ -163,8 +127,8 @@ class _Run:
     t0 = time.perf_counter()
     metrics = self.exp.evaluate(self.state)
     self.log.write(self.step, "eval", metrics)
-    if self.exp.after_eval is not None:
-      self.exp.after_eval(self.state, self.step, self.files_dir)
+    if self.exp.hooks.after_eval is not None:
+      self.exp.hooks.after_eval(self.state, self.step, self.files_dir)
     self.eval_time += time.perf_counter() - t0
     return metrics
 
@@ -182,7 +146,9 @@ class _Run:
   def train(self, stop: StopSignals, watchdog: Watchdog, progress):
     exp, options = self.exp, self.options
     log_every = options.log_every_steps
-    self.start_warm_up()
+    self.warming_up = overlap.WarmUp(
+      exp.mesh, self.abstract_state, exp.host_driven, exp.hooks.warm_up
+    )
     while self.step < exp.num_steps:
       watchdog.call_started(self.step + exp.steps_per_call)
       self.state, metrics = self.train_step(self.state, exp.feed(self.step))
@@ -236,7 +202,7 @@ def run(
     r.checkpointer,
     workdir,
     r.step,
-    unwatched_calls=0 if r.compiled_ahead else 1,  # that call compiles what it runs
+    unwatched_calls=1 if experiment.host_driven else 0,  # that call compiles what it runs
   )
   t0 = time.perf_counter()
   try:
@@ -245,8 +211,8 @@ def run(
     train_time = time.perf_counter() - t0 - r.eval_time
     steps_run = r.step - start_step
     final = r.evaluate()
-    if experiment.final_extras is not None:
-      final.update(experiment.final_extras(r.state, steps_run, train_time))
+    if experiment.hooks.final_extras is not None:
+      final.update(experiment.hooks.final_extras(r.state, steps_run, train_time))
     r.save()
     r.checkpointer.wait()
   finally:

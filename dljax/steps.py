@@ -23,8 +23,10 @@ Optionally `batch_fn(feed, step) -> batch` turns what the host passes in (`feed`
 device-resident dataset plus this epoch's permutation) into the batch *inside* jit, so small
 datasets are shuffled, batched and augmented without a host round trip per step.
 
-The same pure step (`jit=False`) is what RL agents call inside their own `lax.scan`, so every
-family shares the gradient and optimizer code.
+The factory returns a `TrainStep`: the step function together with the settings it was built
+with (`steps_per_call`, `state_sharding`), which `Experiment` reads from it, so the step and the
+loop cannot disagree about them. The same pure step (`jit=False`) is what RL agents call inside
+their own `lax.scan`, so every family shares the gradient and optimizer code.
 """
 
 import dataclasses
@@ -37,6 +39,25 @@ import optax
 from dljax.train_state import TrainState
 
 LossFn = Callable[..., tuple[jax.Array, tuple[dict, Any]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainStep:
+  """A train step `(state, feed) -> (state, metrics)` and the settings the loop must agree with.
+
+  fn: the step; jitted with `state` donated, or a plain function (`jit=False`, or a host-driven
+    step, which `Experiment.host_driven` declares).
+  steps_per_call: how many steps one call runs (its metrics then have that leading axis).
+  state_sharding: where the state lives, a `jax.sharding.Sharding` or a pytree of them matching
+    the state (the loop initialises and restores it there); None: replicated over the mesh.
+  """
+
+  fn: Callable
+  steps_per_call: int = 1
+  state_sharding: Any = None
+
+  def __call__(self, state, feed):
+    return self.fn(state, feed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +113,7 @@ def make_train_step(
   jit: bool = True,
   state_sharding=None,
 ):
-  """Returns `train_step(state, feed) -> (state, metrics)`; with `jit`, `state` is donated.
+  """Returns the `TrainStep` `(state, feed) -> (state, metrics)`; with `jit`, `state` is donated.
 
   `losses` is one loss function (the state is a `TrainState`) or a sequence of `Update`s (the
   state holds one `TrainState` per updated network). With `steps_per_call > 1` one call runs that
@@ -100,7 +121,7 @@ def make_train_step(
   XLA:CPU this saves the per-call dispatch overhead (nanoGPT's CPU shape: 35 ms/step instead of
   48 ms).
 
-  `state_sharding` (as `Experiment.state_sharding`; None: no constraint) pins every step's new
+  `state_sharding` (where the loop places the state; None: replicated, no constraint) pins every step's new
   state to where the state lives: XLA's sharding propagation may otherwise return a sharded state
   in another layout than the next call expects, and the pin makes each device apply the optimizer
   update to its own shard only.
@@ -129,7 +150,9 @@ def make_train_step(
     return jax.lax.scan(lambda s, _: train_step(s, feed), state, length=steps_per_call)
 
   step_fn = train_step if steps_per_call == 1 else train_steps
-  return jax.jit(step_fn, donate_argnums=0) if jit else step_fn
+  return TrainStep(
+    jax.jit(step_fn, donate_argnums=0) if jit else step_fn, steps_per_call, state_sharding
+  )
 
 
 def make_eval_step(loss_fn: LossFn, *, jit: bool = True):

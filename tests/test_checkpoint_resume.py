@@ -117,6 +117,7 @@ import jax, jax.numpy as jnp
 from dljax import loop, parallel
 from dljax.config import base_config
 from dljax.experiment import Experiment
+from dljax.steps import TrainStep
 from dljax.tasks import loop_options
 
 def step_that_hangs_at_3(step):
@@ -133,7 +134,7 @@ def train_step(state, feed):
 config = base_config()
 config.update(log_every_steps=1, checkpoint_every_steps=1, quiet=True)
 loop.run(Experiment(init_state=lambda: {"w": jnp.float32(0), "step": jnp.int32(0)},
-                    train_step=train_step, feed=lambda step: None, evaluate=lambda state: {},
+                    train_step=TrainStep(train_step), feed=lambda step: None, evaluate=lambda state: {},
                     num_steps=10, identity={}, mesh=parallel.make_data_mesh(1)),
          loop_options(config), sys.argv[1])
 """

@@ -10,7 +10,8 @@ from jax.sharding import PartitionSpec as P
 
 from dljax import loop, parallel
 from dljax.errors import DljaxError, NonFiniteLossError
-from dljax.experiment import Experiment, LoopOptions
+from dljax.experiment import Experiment, Hooks, LoopOptions
+from dljax.steps import TrainStep, make_train_step
 
 OPTIONS = LoopOptions(
   log_every_steps=1,
@@ -23,7 +24,7 @@ OPTIONS = LoopOptions(
 )
 
 
-def tiny_experiment(num_steps: int, **fields) -> Experiment:
+def tiny_experiment(num_steps: int, state_sharding=None, **fields) -> Experiment:
   """w <- w + 1 on a vector of 4; `noise` is NaN from step 1 on, `loss` stays finite."""
   mesh = parallel.make_data_mesh(2)
 
@@ -38,13 +39,13 @@ def tiny_experiment(num_steps: int, **fields) -> Experiment:
   def evaluate(state):
     return {"w": float(state["w"].sum()), "split": float(state["w"].sharding.spec == P("data"))}
 
+  fields.setdefault("train_step", TrainStep(train_step, state_sharding=state_sharding))
+  fields.setdefault("identity", {})
   return Experiment(
     init_state=lambda: {"w": jnp.zeros(4), "step": jnp.int32(0)},
-    train_step=train_step,
     feed=lambda step: None,
     evaluate=evaluate,
     num_steps=num_steps,
-    identity={},
     mesh=mesh,
     **fields,
   )
@@ -116,7 +117,9 @@ def test_the_warm_up_gets_the_abstract_state_ends_before_evaluating_and_its_fail
   with jax.set_mesh(mesh):
     summary = loop.run(
       dataclasses.replace(
-        tiny_experiment(2, state_sharding=split, finite_metrics=("loss",), warm_up=warm_up),
+        tiny_experiment(
+          2, state_sharding=split, finite_metrics=("loss",), hooks=Hooks(warm_up=warm_up)
+        ),
         evaluate=evaluate,
       ),
       OPTIONS,
@@ -124,7 +127,66 @@ def test_the_warm_up_gets_the_abstract_state_ends_before_evaluating_and_its_fail
     )
     with pytest.raises(RuntimeError, match="the warm-up failed"):
       loop.run(
-        tiny_experiment(2, finite_metrics=("loss",), warm_up=failing), OPTIONS, str(tmp_path / "b")
+        tiny_experiment(2, finite_metrics=("loss",), hooks=Hooks(warm_up=failing)),
+        OPTIONS,
+        str(tmp_path / "b"),
       )
   assert summary["final"] == {"w": 8.0}
   assert seen[0]["w"].shape == (4,) and seen[0]["w"].sharding == split["w"]
+
+
+def test_the_loop_reads_steps_per_call_and_the_state_sharding_from_the_step():
+  mesh = parallel.make_data_mesh(2)
+  split = NamedSharding(mesh, P("data"))
+
+  def loss(params, state, batch, rng, train):
+    return jnp.sum(params**2), ({}, None)
+
+  step = make_train_step(loss, steps_per_call=4, state_sharding=split)
+  assert (step.steps_per_call, step.state_sharding) == (4, split)
+  experiment = tiny_experiment(8, state_sharding=split)
+  experiment = dataclasses.replace(experiment, train_step=step)
+  assert (experiment.steps_per_call, experiment.state_sharding) == (4, split)
+  with pytest.raises(TypeError, match="must be a dljax.steps.TrainStep"):
+    dataclasses.replace(experiment, train_step=step.fn)
+
+
+def test_a_host_driven_step_is_declared_and_called_every_step_not_compiled_ahead(tmp_path):
+  calls = []
+  jitted = tiny_experiment(4).train_step.fn
+
+  def host_step(state, feed):
+    calls.append(int(state["step"]))  # host work between jitted calls
+    return jitted(state, feed)
+
+  host = TrainStep(host_step)
+  with jax.set_mesh(parallel.make_data_mesh(2)):
+    summary = loop.run(
+      tiny_experiment(4, finite_metrics=("loss",), train_step=host, host_driven=True),
+      OPTIONS,
+      str(tmp_path / "host"),
+    )
+    with pytest.raises(TypeError, match="declare it with Experiment.host_driven=True"):
+      loop.run(tiny_experiment(4, train_step=host), OPTIONS, str(tmp_path / "undeclared"))
+  assert calls == [0, 1, 2, 3]
+  assert summary["final"] == {"w": 16.0, "split": 0.0}
+
+
+def test_the_task_registry_adds_the_tasks_name_to_the_checkpoint_identity(monkeypatch):
+  import sys
+  import types
+
+  from dljax import tasks
+  from dljax.config import base_config
+
+  module = types.ModuleType("tiny_task")
+  module.build_experiment = lambda config, mesh: tiny_experiment(2, identity={"model": "w"})
+  monkeypatch.setitem(sys.modules, "tiny_task", module)
+  monkeypatch.setitem(tasks.TASKS, "tiny", "tiny_task")
+  config = base_config()
+  config.task = "tiny"
+  mesh = parallel.make_data_mesh(2)
+  assert tasks.build_experiment(config, mesh).identity == {"task": "tiny", "model": "w"}
+  module.build_experiment = lambda config, mesh: tiny_experiment(2, identity={"task": "other"})
+  with pytest.raises(ValueError, match="put 'task' in its Experiment.identity"):
+    tasks.build_experiment(config, mesh)

@@ -17,6 +17,7 @@ import sys, time
 import jax, jax.numpy as jnp
 from dljax import loop, parallel
 from dljax.experiment import Experiment, LoopOptions
+from dljax.steps import TrainStep
 
 workdir, mode = sys.argv[1], sys.argv[2]
 
@@ -39,7 +40,8 @@ options = LoopOptions(log_every_steps=1, eval_every_steps=0, checkpoint_every_st
                       keep_checkpoints=5, quiet=True, watchdog_timeout_s=1.0, config={})
 experiment = Experiment(
   init_state=lambda: {"w": jnp.float32(0), "step": jnp.int32(0)},
-  train_step=host_step if mode == "host" else train_step, feed=lambda step: None,
+  train_step=TrainStep(host_step if mode == "host" else train_step), host_driven=mode == "host",
+  feed=lambda step: None,
   evaluate=lambda state: {"w": float(state["w"])}, num_steps=6, identity={},
   mesh=parallel.make_data_mesh(1))
 loop.run(experiment, options, workdir)

@@ -162,7 +162,16 @@ def test_rollout_keeps_a_cut_episodes_last_observation():
 
   env, params = make("CartPole-v1")
   params = params.replace(max_episode_steps=3)  # episodes are cut after steps 3 and 6
-  s = Setup(env, params, False, 1, num_envs=2, rollout_steps=7, chunk_updates=1, num_chunks=1)
+  s = Setup(
+    env=env,
+    env_params=params,
+    is_gym=False,
+    num_seeds=1,
+    num_envs=2,
+    rollout_steps=7,
+    chunk_updates=1,
+    num_chunks=1,
+  )
   push_left = Agent(
     init=None,
     draw_noise=lambda key, shape: jnp.zeros(shape),
@@ -173,7 +182,15 @@ def test_rollout_keeps_a_cut_episodes_last_observation():
   )
   obs, env_state = jax.vmap(env.reset, (0, None))(jax.random.split(jax.random.key(0), 2), params)
   zeros = jnp.zeros(2)
-  runner = Runner(None, env_state, obs, zeros, zeros, jax.random.key(1), jnp.int32(0))
+  runner = Runner(
+    agent=None,
+    env_state=env_state,
+    obs=obs,
+    episode_return=zeros,
+    last_return=zeros,
+    rng=jax.random.key(1),
+    updates=jnp.int32(0),
+  )
   runner, trajectory = rollout(push_left, s, runner, jax.random.key(2))
 
   done = np.asarray(trajectory["truncated"])

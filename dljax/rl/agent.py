@@ -81,12 +81,12 @@ def setup(config) -> Setup:
   updates = max(1, config.total_env_steps // (config.num_envs * config.rollout_steps))
   num_chunks = config.num_steps or math.ceil(updates / config.chunk_updates)
   return Setup(
-    env,
-    env_params,
-    is_gym,
-    config.num_seeds,
-    config.num_envs,
-    config.rollout_steps,
-    config.chunk_updates,
-    num_chunks,
+    env=env,
+    env_params=env_params,
+    is_gym=is_gym,
+    num_seeds=config.num_seeds,
+    num_envs=config.num_envs,
+    rollout_steps=config.rollout_steps,
+    chunk_updates=config.chunk_updates,
+    num_chunks=num_chunks,
   )

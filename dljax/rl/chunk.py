@@ -14,10 +14,11 @@ from dljax import parallel
 from dljax.rl.agent import Agent, Setup
 from dljax.rl.rollout import rollout
 from dljax.rl.runner import Runner, summarize, update_keys
+from dljax.steps import TrainStep
 
 
 def chunk_train_step(agent: Agent, s: Setup, seeds: NamedSharding):
-  """The loop's jitted `train_step(runners, feed)`; `feed` is None (the runners hold it all).
+  """The loop's jitted `TrainStep` `(runners, feed)`; `feed` is None (the runners hold it all).
   `seeds`: where the runners live (`seed_sharding`), which they keep."""
 
   def one_update(runner: Runner, _):
@@ -37,7 +38,8 @@ def chunk_train_step(agent: Agent, s: Setup, seeds: NamedSharding):
   # Each device keeps its seeds' runners; the metrics (means, min and max over seeds) are
   # replicated, for every process to fetch.
   replicated = NamedSharding(seeds.mesh, P())
-  return jax.jit(train_step, donate_argnums=0, out_shardings=(seeds, replicated))
+  jitted = jax.jit(train_step, donate_argnums=0, out_shardings=(seeds, replicated))
+  return TrainStep(jitted, state_sharding=seeds)
 
 
 def seed_sharding(s: Setup, mesh) -> NamedSharding:

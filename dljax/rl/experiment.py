@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from dljax import distributed
-from dljax.experiment import Experiment
+from dljax.experiment import Experiment, Hooks
 from dljax.metrics_log import Curve, plot_records, read_records
 from dljax.rl.agent import Agent, Setup, setup
 from dljax.rl.chunk import chunk_train_step, seed_sharding
@@ -33,7 +33,7 @@ def returns_panel(title: str) -> dict[str, list[Curve]]:
   }
 
 
-def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup], Agent]):
+def build_experiment(config, mesh, make_agent: Callable[[Any, Setup], Agent]):
   """The loop's `Experiment` for `make_agent(config, setup)` on the config's environment."""
   s = setup(config)
   agent = make_agent(config, s)
@@ -47,7 +47,15 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
       obs, env_state = jax.vmap(s.env.reset, (0, None))(
         jax.random.split(reset_key, s.num_envs), s.env_params
       )
-    return Runner(agent_state, env_state, obs, zeros, zeros, rng, jnp.int32(0))
+    return Runner(
+      agent=agent_state,
+      env_state=env_state,
+      obs=obs,
+      episode_return=zeros,
+      last_return=zeros,
+      rng=rng,
+      updates=jnp.int32(0),
+    )
 
   def init_runners():
     seed_keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(root, i), 3))(
@@ -60,7 +68,7 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
     return jax.vmap(init_runner)(jax.lax.map(agent.init, agent_keys), reset_keys, rngs)
 
   if s.is_gym:
-    train_step = host_train_step(agent, s, config.seed)
+    train_step = host_train_step(agent, s, config.seed, seed_sharding(s, mesh))
     seed_returns = host_seed_returns(agent, config.env, config.eval_episodes, config.seed + 1)
   else:
     train_step = chunk_train_step(agent, s, seed_sharding(s, mesh))
@@ -73,7 +81,7 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
     plot_records(
       read_records(workdir),
       os.path.join(workdir, "returns.png"),
-      returns_panel(f"{task} on {config.env}"),
+      returns_panel(f"{config.task} on {config.env}"),
       step_scale=s.steps_per_chunk,
       xlabel="env steps per seed",
       ylabel="return",
@@ -94,7 +102,6 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
     evaluate=evaluate,
     num_steps=s.num_chunks,
     identity={
-      "task": task,
       "env": config.env,
       "num_seeds": s.num_seeds,
       "num_envs": s.num_envs,
@@ -102,8 +109,6 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
       **agent.identity,
     },
     mesh=mesh,
-    state_sharding=seed_sharding(s, mesh),
-    after_eval=plot_returns,
-    final_extras=final_extras,
-    warm_up=warm_up,
+    host_driven=s.is_gym,
+    hooks=Hooks(after_eval=plot_returns, final_extras=final_extras, warm_up=warm_up),
   )

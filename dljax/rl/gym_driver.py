@@ -13,6 +13,7 @@ import numpy as np
 
 from dljax.rl.agent import Agent, Setup
 from dljax.rl.runner import Runner, summarize, track_returns, update_keys
+from dljax.steps import TrainStep
 
 
 def episode_seed(seed: int, chunk: int) -> int:
@@ -20,8 +21,9 @@ def episode_seed(seed: int, chunk: int) -> int:
   return int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])
 
 
-def host_train_step(agent: Agent, s: Setup, seed: int):
-  """The loop's `train_step(runner, feed)` (a plain function: it is not compiled ahead)."""
+def host_train_step(agent: Agent, s: Setup, seed: int, state_sharding) -> TrainStep:
+  """The loop's `TrainStep` `(runner, feed)`: a plain function, which the experiment declares
+  `host_driven` (it is not compiled ahead); the runner lives on `state_sharding`."""
   act = jax.jit(jax.vmap(agent.act))
   update = jax.jit(jax.vmap(agent.update), donate_argnums=0)
   draw_noise = jax.jit(jax.vmap(agent.draw_noise, (0, None)), static_argnums=1)
@@ -68,4 +70,4 @@ def host_train_step(agent: Agent, s: Setup, seed: int):
     )
     return runner, summarize(runner, metrics)
 
-  return train_step
+  return TrainStep(train_step, state_sharding=state_sharding)

@@ -185,4 +185,4 @@ def make_agent(config, s: Setup) -> Agent:
 
 
 def build_experiment(config, mesh):
-  return experiment.build_experiment(config, mesh, "ppo", make_agent)
+  return experiment.build_experiment(config, mesh, make_agent)

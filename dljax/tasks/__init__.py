@@ -28,7 +28,16 @@ def task_module(name: str):
 
 
 def build_experiment(config, mesh):
-  return task_module(config.task).build_experiment(config, mesh)
+  """The `Experiment` of `config`'s task, its checkpoint identity led by the task's name: the one
+  place that writes it, so checkpoints of two tasks never pass for each other."""
+  import dataclasses
+
+  experiment = task_module(config.task).build_experiment(config, mesh)
+  if "task" in experiment.identity:
+    raise ValueError(
+      f"task {config.task!r} put 'task' in its Experiment.identity; build_experiment adds it"
+    )
+  return dataclasses.replace(experiment, identity={"task": config.task, **experiment.identity})
 
 
 def loop_options(config):

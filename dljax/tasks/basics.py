@@ -26,7 +26,7 @@ from dljax.config import base_config
 from dljax.data.device_feed import DeviceDataset
 from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
-from dljax.experiment import Experiment
+from dljax.experiment import Experiment, Hooks
 from dljax.models import build_model
 from dljax.optim import make_optimizer
 from dljax.steps import make_eval_step, make_train_step
@@ -205,17 +205,15 @@ def build_experiment(config, mesh) -> Experiment:
   return Experiment(
     init_state=init_state,
     train_step=make_train_step(loss_fn, train_data.batch, steps_per_call=config.steps_per_call),
-    steps_per_call=config.steps_per_call,
     feed=train_data.feed,
     evaluate=evaluate,
     num_steps=config.num_steps,
     identity={
-      "task": "basics",
       "problem": config.problem,
       "data_seed": config.data_seed,
       "update_rule": config.update_rule,
       "model": config.model.to_dict(),
     },
     mesh=mesh,
-    after_eval=draw_boundary if config.problem == "moons" else None,
+    hooks=Hooks(after_eval=draw_boundary if config.problem == "moons" else None),
   )

@@ -16,7 +16,7 @@ from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
 from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
-from dljax.experiment import Experiment
+from dljax.experiment import Experiment, Hooks
 from dljax.models import build_model
 from dljax.optim import make_optimizer
 from dljax.steps import Update, make_eval_step, make_train_step
@@ -124,11 +124,10 @@ def build_experiment(config, mesh) -> Experiment:
     evaluate=evaluate,
     num_steps=num_steps,
     identity={
-      "task": "basics_compare",
       "dataset": config.dataset,
       "hidden": list(config.hidden),
       "variants": config.variants.to_dict(),
     },
     mesh=mesh,
-    after_eval=lambda state, step, workdir: plot_comparison(workdir, names),
+    hooks=Hooks(after_eval=lambda state, step, workdir: plot_comparison(workdir, names)),
   )

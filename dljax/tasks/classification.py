@@ -81,10 +81,9 @@ def build_experiment(config, mesh) -> Experiment:
   return Experiment(
     init_state=init_state,
     train_step=make_train_step(classification_loss, batch_fn, steps_per_call=config.steps_per_call),
-    steps_per_call=config.steps_per_call,
     feed=train_data.feed,
     evaluate=evaluate,
     num_steps=num_steps,
-    identity={"task": "classification", "dataset": config.dataset, "model": config.model.to_dict()},
+    identity={"dataset": config.dataset, "model": config.model.to_dict()},
     mesh=mesh,
   )

@@ -26,7 +26,7 @@ import numpy as np
 
 from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
-from dljax.experiment import Experiment
+from dljax.experiment import Experiment, Hooks
 from dljax.fid import make_sample_scorer
 from dljax.image_grid import save_gif, save_grid
 from dljax.models import build_model, model_spec
@@ -168,13 +168,11 @@ def build_experiment(config, mesh) -> Experiment:
   return Experiment(
     init_state=init_state,
     train_step=make_gan_train_step(train_data.batch, steps_per_call=config.steps_per_call),
-    steps_per_call=config.steps_per_call,
     feed=train_data.feed,
     evaluate=evaluate,
     num_steps=num_steps,
-    identity={"task": "gan", "dataset": config.dataset, "gen": gen_spec, "disc": disc_spec},
+    identity={"dataset": config.dataset, "gen": gen_spec, "disc": disc_spec},
     meta={"sampler": "gan", "model": gen_spec},
-    after_eval=after_eval,
-    final_extras=fid_floor_extras,
+    hooks=Hooks(after_eval=after_eval, final_extras=fid_floor_extras),
     mesh=mesh,
   )

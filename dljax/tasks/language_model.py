@@ -24,7 +24,7 @@ from dljax.data.text import (
 )
 from dljax.errors import DljaxError, bad_value
 from dljax.evaluation import eval_batches, evaluate_batches
-from dljax.experiment import Experiment
+from dljax.experiment import Experiment, Hooks
 from dljax.generation import generate
 from dljax.models import build_model, model_spec
 from dljax.optim import make_optimizer
@@ -160,10 +160,8 @@ def build_experiment(config, mesh) -> Experiment:
     feed=lambda step: feed,
     evaluate=evaluate,
     num_steps=config.num_steps,
-    identity={"task": "language_model", "model": spec},
+    identity={"model": spec},
     mesh=mesh,
     meta={"vocab": data.vocab.to_json(), "model": spec},
-    steps_per_call=config.steps_per_call,
-    after_eval=write_sample,
-    state_sharding=state_sharding,
+    hooks=Hooks(after_eval=write_sample),
   )

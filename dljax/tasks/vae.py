@@ -28,7 +28,7 @@ from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
 from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
-from dljax.experiment import Experiment
+from dljax.experiment import Experiment, Hooks
 from dljax.fid import make_sample_scorer
 from dljax.models import build_model, model_spec
 from dljax.optim import make_optimizer
@@ -176,13 +176,11 @@ def build_experiment(config, mesh) -> Experiment:
   return Experiment(
     init_state=init_state,
     train_step=make_train_step(vae_loss, train_data.batch, steps_per_call=config.steps_per_call),
-    steps_per_call=config.steps_per_call,
     feed=train_data.feed,
     evaluate=evaluate,
     num_steps=num_steps,
-    identity={"task": "vae", "dataset": config.dataset, "model": spec},
+    identity={"dataset": config.dataset, "model": spec},
     meta={"sampler": "vae", "model": spec},
-    after_eval=after_eval,
-    final_extras=fid_floor_extras,
+    hooks=Hooks(after_eval=after_eval, final_extras=fid_floor_extras),
     mesh=mesh,
   )
