@@ -207,8 +207,8 @@ def _vision(name: str, config, image_shape: tuple, batch_size: int, mesh) -> Wor
   import jax.numpy as jnp
 
   from dljax.models import build_model
+  from dljax.models.precision import dtype_kwargs
   from dljax.optim import make_optimizer
-  from dljax.precision import dtype_kwargs
   from dljax.tasks.classification import classification_loss
   from dljax.train_state import init_model_state
 

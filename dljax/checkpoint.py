@@ -8,10 +8,14 @@ so that a checkpoint directory alone is enough to use the model.
 Nothing on disk is ever deleted here but by orbax's keep-the-last-k: a checkpoint that cannot be
 read is moved to WORKDIR/corrupt_checkpoints/ when an older one can be resumed from instead, and a
 save that fails (disk full) leaves the previous checkpoints as they were.
+
+Importing this module changes nothing in the process; `install()` (called by the entry points)
+sets up orbax's array writing and quiets the failure noise `Checkpointer` reports itself.
 """
 
 import contextlib
 import errno
+import functools
 import gc
 import json
 import logging
@@ -21,9 +25,6 @@ import warnings
 
 import jax
 import orbax.checkpoint as ocp
-
-# Orbax exports no public name for its default array metadata store (orbax is pinned to 0.12.x).
-from orbax.checkpoint._src.metadata import array_metadata_store
 
 from dljax import distributed
 from dljax.errors import CheckpointMismatchError, DljaxError, UnreadableCheckpointError
@@ -37,7 +38,7 @@ def _not_reported_elsewhere(record: logging.LogRecord) -> bool:
   return not (record.exc_info and (from_orbax or _disk_full(record.exc_info[1])))
 
 
-def _drop_closed_loop_noise(unraisable, previous=sys.unraisablehook):
+def _drop_closed_loop_noise(unraisable, previous):
   """After a failed save, tensorstore completes the writes still in flight and calls back into
   orbax's event loop, already closed: a traceback each, for nothing the failure does not say."""
   if not (
@@ -51,6 +52,9 @@ def _write_replicated_arrays_from_one_replica():
   devices between them, slicing it with eager jax ops compiled once per shape: ~0.9 s of CPU in
   the first save of cartpole_ppo's 2-device state, which one replica writes in milliseconds. Orbax
   warns that the handler is replaced: this is the one place that does it."""
+  # Orbax exports no public name for its default array metadata store (orbax is pinned to 0.12.x).
+  from orbax.checkpoint._src.metadata import array_metadata_store
+
   absl_log = logging.getLogger("absl")
   level = absl_log.level
   absl_log.setLevel(logging.ERROR)
@@ -66,10 +70,22 @@ def _write_replicated_arrays_from_one_replica():
     absl_log.setLevel(level)
 
 
-_write_replicated_arrays_from_one_replica()
-logging.getLogger("absl").addFilter(_not_reported_elsewhere)
-logging.getLogger("asyncio").addFilter(_not_reported_elsewhere)
-sys.unraisablehook = _drop_closed_loop_noise
+_installed = False
+
+
+def install():
+  """Makes this process's orbax write as `Checkpointer` expects: replicated arrays from one
+  replica, and the failure noise `Checkpointer` reports itself silenced (loggers filtered,
+  `sys.unraisablehook` wrapped). Process-wide, so the entry points (experiments.train,
+  generate, launch; the tests' conftest) call it, not an import; calling it again does nothing."""
+  global _installed
+  if _installed:
+    return
+  _write_replicated_arrays_from_one_replica()
+  logging.getLogger("absl").addFilter(_not_reported_elsewhere)
+  logging.getLogger("asyncio").addFilter(_not_reported_elsewhere)
+  sys.unraisablehook = functools.partial(_drop_closed_loop_noise, previous=sys.unraisablehook)
+  _installed = True
 
 
 @contextlib.contextmanager

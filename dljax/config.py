@@ -77,19 +77,32 @@ def make_smoke(c: ml_collections.ConfigDict, num_steps: int = 20) -> ml_collecti
   return c
 
 
+def dataset_config(task: str, dataset: str, tfds_download: bool) -> ml_collections.ConfigDict:
+  """`base_config` for a task that reads a named dataset: the dataset fields."""
+  c = base_config()
+  c.task = task
+  # A dljax.data name: offline (mnist5k, digits, tiny_shakespeare...), text:PATH for a local
+  # UTF-8 file (text tasks) or a TFDS name (mnist, fashion_mnist, cifar10, binarized_mnist...).
+  c.dataset = dataset
+  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
+  c.tfds_download = tfds_download  # let TFDS download and prepare a missing dataset
+  return c
+
+
+def image_config(task: str) -> ml_collections.ConfigDict:
+  """Defaults shared by the image configs (classification, GAN, VAE): the offline `mnist5k`."""
+  return dataset_config(task, "mnist5k", tfds_download=True)
+
+
 def image_classification_config() -> ml_collections.ConfigDict:
   """Defaults shared by the vision configs."""
-  c = base_config()
-  c.task = "classification"
-  c.dataset = "mnist5k"  # dljax.data: mnist5k, digits (offline) or a TFDS name (mnist, cifar10...)
-  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
-  c.tfds_download = True  # let TFDS download and prepare a missing dataset
+  c = image_config("classification")
   # The training images on the data mesh (dljax.data.placement): "replicated" (every device holds
   # them all; batches equal to a 1-device run's) or "sharded" (each process reads, and each of the
   # N devices holds, 1/N of them: for datasets too large to replicate; other batches).
   c.data_placement = "replicated"
   # Compute dtype: float32, or bfloat16 (float32 parameters, optimizer state and loss; for the cnn
-  # and resnet models). See dljax.precision.
+  # and resnet models). See dljax.models.precision.
   c.dtype = "float32"
   c.batch_size = 128  # training images per step, split over the data mesh
   c.eval_batch_size = 1000  # test images per evaluation batch
@@ -102,13 +115,9 @@ def image_classification_config() -> ml_collections.ConfigDict:
 
 def language_model_config() -> ml_collections.ConfigDict:
   """Defaults shared by the sequence configs (nanoGPT's shakespeare_char settings)."""
-  c = base_config()
-  c.task = "language_model"
-  c.dataset = "tiny_shakespeare"  # or text:PATH for any local UTF-8 file
-  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
-  c.tfds_download = False  # let TFDS download a missing dataset
+  c = dataset_config("language_model", "tiny_shakespeare", tfds_download=False)
   # Compute dtype: float32, or bfloat16 (float32 parameters, optimizer state and loss; for the
-  # gpt model). See dljax.precision.
+  # gpt model). See dljax.models.precision.
   c.dtype = "float32"
   c.block_size = 256  # characters of context per training window
   c.batch_size = 64  # windows per step, split over the data mesh
@@ -145,3 +154,32 @@ def language_model_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigD
   c.eval_windows = 64
   c.sample_tokens = 40
   return make_smoke(c)
+
+
+def basics_config() -> ml_collections.ConfigDict:
+  """Defaults shared by the basics configs."""
+  c = base_config()
+  c.task = "basics"
+  c.problem = "linear"  # linear | logistic | moons (see dljax.tasks.basics_data)
+  c.num_train = 1000  # training examples
+  c.num_test = 1000  # held-out examples for the test metrics
+  c.num_features = 10  # input dimension of the regressions (two moons is 2-D)
+  c.noise = 0.1  # linear: std of the target noise; moons: std of the points' jitter
+  c.data_seed = 0  # the data (and the true weights) are a function of this seed
+  c.batch_size = 100  # training examples per step
+  c.eval_batch_size = 1000  # test examples per evaluation batch
+  c.update_rule = "optax"  # optax: config.optimizer; jax_grad: theta <- theta - lr * grad by hand
+  c.grad_check = False  # report grad_max_rel_error (jax.grad vs finite differences) at each eval
+  c.grad_check_eps = 1e-5  # finite-difference step (float64)
+  c.cpu_devices = 1  # tiny models: splitting the CPU into devices only adds overhead
+  c.log_every_steps = 25
+  c.model = ml_collections.ConfigDict()  # dljax.models name and its fields
+  c.model.name = "mlp"
+  c.model.hidden = ()  # no hidden layer: the linear model x @ W + b
+  c.model.activation = "relu"  # of the hidden layers (dljax.models.mlp.ACTIVATIONS)
+  c.model.kernel_init = "lecun_normal"  # dljax.models.mlp.KERNEL_INITS
+  c.optimizer.name = "sgd"
+  c.optimizer.learning_rate = 0.1
+  c.optimizer.momentum = 0.0
+  c.optimizer.schedule = "constant"
+  return c

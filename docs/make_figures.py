@@ -323,7 +323,7 @@ def vaes_figures(runs: str, scratch: str):
 def gans_figures(runs: str, scratch: str):
   """The last evaluation's sample grid, and a GIF of the first GIF_SAMPLES of every evaluation's
   fixed-noise samples (a page-sized version of the run's samples.gif, which shows all 64)."""
-  from dljax.image_grid import save_gif
+  from dljax.tasks.image_grid import save_gif
 
   samples = os.path.join(runs, "mnist_dcgan", "samples")
   steps = sorted(f[: -len(".npy")] for f in os.listdir(samples) if f.endswith(".npy"))

@@ -14,7 +14,12 @@ Images from a generative image model (VAE, GAN):
   python -m experiments.generate --workdir DIR --num 64 [--npy] [--out FILE.png --seed S --step N]
 
 writes a PNG grid (default DIR/generated.png) and, with --npy, the images [num, H, W, C] in
-[0, 1] as a .npy beside it. The checkpoint's meta names the task whose `sample_images` draws them.
+[0, 1] as a .npy beside it.
+
+Either way one hook draws the samples: the module of the task named in the checkpoint's identity
+has `sample(state_tree, meta, options) -> images | text` (dljax.tasks), given the checkpoint as a
+plain tree, its meta and the flags below as a `dljax.tasks.SampleOptions`. A new sampler option
+(e.g. a diffusion sampler's --steps) is one flag here and one `SampleOptions` field.
 """
 
 import math
@@ -24,6 +29,7 @@ from absl import flags, logging
 
 from dljax import cli
 from dljax.errors import DljaxError
+from dljax.tasks import TASKS, SampleOptions, task_module
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
 _PROMPT = flags.DEFINE_string("prompt", "\n", "Text to continue.")
@@ -33,25 +39,21 @@ _TOP_K = flags.DEFINE_integer("top_k", 200, "Keep the k most likely characters (
 _TOP_P = flags.DEFINE_float("top_p", 0.0, "Nucleus sampling mass (0: off).")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
 _STEP = flags.DEFINE_integer("step", 0, "Checkpoint step to use (0: the newest).")
-_NUM = flags.DEFINE_integer("num", None, "Images to sample from an image model (default 64).")
+_NUM = flags.DEFINE_integer(
+  "num", None, f"Images to sample from an image model (default {SampleOptions.NUM_IMAGES})."
+)
 _NPY = flags.DEFINE_bool("npy", False, "Also save the images as a .npy array beside the PNG.")
 _OUT = flags.DEFINE_string("out", None, "PNG file for the images (default WORKDIR/generated.png).")
 flags.mark_flags_as_required(["workdir"])
 MAX_IMAGES = 10_000  # 10,000 MNIST-sized images take 31 MB as float32; 1e8 crashed the host
 
 
-def write_images(checkpointer, step: int, meta: dict):
-  """Samples an image model's checkpoint into a PNG grid (and a .npy with --npy)."""
-  import jax
+def write_images(images, num: int):
+  """Writes sampled images as a PNG grid (and a .npy with --npy)."""
   import numpy as np
 
-  from dljax.image_grid import save_grid
-  from dljax.tasks import task_module
+  from dljax.tasks.image_grid import save_grid
 
-  num = 64 if _NUM.value is None else _NUM.value
-  images = task_module(meta["sampler"]).sample_images(
-    checkpointer.restore_raw(step), meta, jax.random.PRNGKey(_SEED.value), num
-  )
   out = _OUT.value or os.path.join(_WORKDIR.value, "generated.png")
   save_grid(images, out)
   print(f"wrote {num} images to {out}")
@@ -95,11 +97,9 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   check_generation_options()  # before the slow imports
-  from dljax.checkpoint import Checkpointer
-  from dljax.data.text import CharVocab
-  from dljax.models import build_model
-  from dljax.tasks.language_model import sample_text
+  from dljax.checkpoint import Checkpointer, install
 
+  install()
   directory = os.path.join(_WORKDIR.value, "checkpoints")
   checkpointer = Checkpointer(directory, {}) if os.path.isdir(directory) else None
   steps = checkpointer.committed_steps() if checkpointer else []
@@ -116,35 +116,27 @@ def main(argv):
       f"{', '.join(map(str, steps))} (--step=0: the newest)"
     )
   meta = checkpointer.read_meta(step)
-  if "sampler" in meta:
-    write_images(checkpointer, step, meta)
-    return
-  if _NUM.value is not None:
+  task = meta.get("identity", {}).get("task")
+  module = task_module(task) if task in TASKS else None
+  if not hasattr(module, "sample"):
     raise DljaxError(
-      f"--num asks for images, but {_WORKDIR.value} holds a "
-      f"{meta.get('identity', {}).get('task')} run, not an image model; drop --num "
-      f"(text: --num_tokens) or point --workdir at a VAE or GAN run"
+      f"the checkpoint in {directory} is a {task} run, which samples nothing; point --workdir at "
+      f"a run of a task that does (language model, VAE, GAN)"
     )
-  if meta.get("identity", {}).get("task") != "language_model":
-    raise DljaxError(
-      f"the checkpoint in {directory} is not a language model "
-      f"({meta.get('identity')}); point --workdir at a shakespeare_* run"
-    )
-  model = build_model(meta["model"])
-  params = checkpointer.restore_raw(step)["params"]
-  print(
-    sample_text(
-      model,
-      params,
-      CharVocab.from_json(meta["vocab"]),
-      _PROMPT.value,
-      _NUM_TOKENS.value,
-      _SEED.value,
-      _TEMPERATURE.value,
-      _TOP_K.value,
-      _TOP_P.value,
-    )
+  options = SampleOptions(
+    seed=_SEED.value,
+    num=_NUM.value,
+    prompt=_PROMPT.value,
+    num_tokens=_NUM_TOKENS.value,
+    temperature=_TEMPERATURE.value,
+    top_k=_TOP_K.value,
+    top_p=_TOP_P.value,
   )
+  sample = module.sample(checkpointer.restore_raw(step), meta, options)
+  if isinstance(sample, str):
+    print(sample)
+  else:
+    write_images(sample, options.num_images)
 
 
 if __name__ == "__main__":

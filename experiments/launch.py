@@ -8,7 +8,9 @@ Starts N `experiments.train` processes with the given flags plus `--config.distr
 DLJAX_PROCESS_ID (dljax.distributed), on CPU with gloo collectives. It waits for them and exits
 with the job's status: 0 if all succeed; otherwise the first failure's exit code, after stopping
 the others (SIGTERM, then SIGKILL). A SIGTERM to the launcher goes to every process. Only
-process 0 prints and writes the job's files; orbax checkpoints are written by all.
+process 0 prints and writes the job's files; orbax checkpoints are written by all. The launcher
+itself imports neither jax nor orbax: each process, an `experiments.train`, calls
+`dljax.checkpoint.install()`.
 """
 
 import os

@@ -36,8 +36,11 @@ def main(argv):
   config = _CONFIG.value
   check_shared_config(config)
   parallel.setup_devices(config.cpu_devices, config.distributed, config.xla_optimization_level)
+  from dljax import checkpoint
   from dljax.distributed import is_writer
   from dljax.tasks import train
+
+  checkpoint.install()
 
   # The processes of a multi-process job share WORKDIR: process 0 claims it for all of them.
   claim = workdir_lock.hold if is_writer() else contextlib.nullcontext

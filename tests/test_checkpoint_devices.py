@@ -43,9 +43,10 @@ import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 from dljax import parallel
 parallel.setup_devices(int(sys.argv[1]), xla_optimization_level=1)
-from dljax.checkpoint import Checkpointer
+from dljax.checkpoint import Checkpointer, install
 from dljax.cli import load_config
 from dljax.tasks import build_experiment, train
+install()  # as the entry points do
 def by_path(tree):  # a TrainState's .params['Dense_0'] is the raw dict's ['params']['Dense_0']
   name = lambda k: str(getattr(k, "name", getattr(k, "key", getattr(k, "idx", k))))
   return {tuple(map(name, p)): x for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}

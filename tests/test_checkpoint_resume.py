@@ -114,9 +114,10 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 HANGING_RUN = """
 import os, sys, threading
 import jax, jax.numpy as jnp
-from dljax import loop, parallel
+from dljax import checkpoint, loop, parallel
 from dljax.config import base_config
 from dljax.experiment import Experiment
+checkpoint.install()  # as the entry points do
 from dljax.steps import TrainStep
 from dljax.tasks import loop_options
 
@@ -193,8 +194,9 @@ RESTORE_CORRUPT = """
 import sys
 import jax
 import jax.numpy as jnp
-from dljax.checkpoint import Checkpointer
+from dljax.checkpoint import Checkpointer, install
 from dljax.errors import UnreadableCheckpointError
+install()  # as the entry points do
 state = {"w": jnp.ones((4, 4)), "b": jnp.zeros(3)}
 abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
 checkpointer = Checkpointer(sys.argv[1], {"experiment": "test"})
@@ -315,3 +317,29 @@ def test_nan_loss_stops_names_the_step_and_keeps_good_checkpoints(tmp_path):
   for step in steps:
     leaves = jax.tree.leaves(saved_state(tmp_path, int(step)))
     assert all(np.isfinite(np.asarray(x)).all() for x in leaves if np.asarray(x).dtype.kind == "f")
+
+
+# Prints whether `import dljax.checkpoint` changed the process, then whether `install()` did.
+IMPORT_ONLY = """
+import sys
+import jax
+import orbax.checkpoint as ocp
+hook, handler = sys.unraisablehook, ocp.type_handlers.get_type_handler(jax.Array)
+import dljax.checkpoint
+print(sys.unraisablehook is hook, ocp.type_handlers.get_type_handler(jax.Array) is handler)
+dljax.checkpoint.install()
+print(sys.unraisablehook is hook, ocp.type_handlers.get_type_handler(jax.Array) is handler)
+"""
+
+
+def test_importing_the_checkpoint_module_changes_nothing_until_install():
+  out = subprocess.run(
+    [sys.executable, "-c", IMPORT_ONLY],
+    cwd=REPO,
+    capture_output=True,
+    check=False,
+    text=True,
+    timeout=120,
+  )
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.split() == ["True", "True", "False", "False"]

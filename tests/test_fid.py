@@ -11,7 +11,8 @@ from conftest import config_path, run_module
 from dljax.checkpoint import Checkpointer
 from dljax.data import load_image_dataset
 from dljax.errors import DljaxError
-from dljax.fid import (
+from dljax.models import build_model
+from dljax.tasks.fid import (
   feature_stats,
   fid_mnist_cnn,
   frechet_distance,
@@ -19,7 +20,6 @@ from dljax.fid import (
   make_sample_scorer,
   real_vs_real_fid,
 )
-from dljax.models import build_model
 
 
 def random_gaussian(rng, d, rank=None):

@@ -151,7 +151,8 @@ def reference_run(tmp_path_factory):
 
 def test_smoke_run_writes_samples_grids_and_gif_and_generates(reference_run):
   from dljax.checkpoint import Checkpointer
-  from dljax.tasks.gan import sample_images
+  from dljax.tasks import SampleOptions
+  from dljax.tasks.gan import sample
 
   summary = json.loads((reference_run / "summary.json").read_text())
   assert summary["steps"] == 30 and set(summary["final"]) == {"real_score", "fake_score"}
@@ -167,7 +168,7 @@ def test_smoke_run_writes_samples_grids_and_gif_and_generates(reference_run):
     assert gif.n_frames == 3
   checkpointer = Checkpointer(str(reference_run / "checkpoints"), {})
   meta = checkpointer.read_meta(30)
-  images = sample_images(checkpointer.restore_raw(30), meta, jax.random.PRNGKey(0), 5)
+  images = sample(checkpointer.restore_raw(30), meta, SampleOptions(num=5))
   assert images.shape == (5, 28, 28, 1) and 0 <= images.min() and images.max() <= 1
   assert images.std() > 0
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from dljax.errors import DljaxError
-from dljax.image_grid import make_grid, save_gif, save_grid
+from dljax.tasks.image_grid import make_grid, save_gif, save_grid
 
 
 def test_grid_places_images_row_by_row_and_fills_the_rest():

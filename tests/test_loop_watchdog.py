@@ -15,8 +15,9 @@ from dljax.watchdog import DUMP_FILE, STALL_EXIT_CODE
 RUN = """
 import sys, time
 import jax, jax.numpy as jnp
-from dljax import loop, parallel
+from dljax import checkpoint, loop, parallel
 from dljax.experiment import Experiment, LoopOptions
+checkpoint.install()  # as the entry points do
 from dljax.steps import TrainStep
 
 workdir, mode = sys.argv[1], sys.argv[2]

@@ -12,7 +12,7 @@ from conftest import load_config
 
 from dljax.errors import DljaxError
 from dljax.models import build_model
-from dljax.precision import check_dtype, dtype_kwargs
+from dljax.models.precision import check_dtype, dtype_kwargs
 from dljax.tasks import train
 
 

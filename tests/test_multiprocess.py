@@ -180,7 +180,8 @@ sys.path.append("tests")
 from test_checkpoint_resume import corrupt  # its conftest asks for 2 devices: set 1 after it
 from dljax import distributed, parallel
 parallel.setup_devices(1, distributed=True)
-from dljax.checkpoint import Checkpointer
+from dljax.checkpoint import Checkpointer, install
+install()  # as the entry points do
 directory = pathlib.Path(sys.argv[1])
 state = {"w": jax.device_put(jnp.arange(4.0), parallel.batch_sharding(parallel.make_data_mesh(), 4))}
 checkpointer = Checkpointer(str(directory), {"test": "move aside"})

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from dljax.data import text as text_data
-from dljax.generation import generate
+from dljax.models.generation import generate
 from dljax.models.gpt import GPT, GPTConfig, attention_weights, init_kv_cache
 from dljax.models.rnn_lm import RNNLM
 

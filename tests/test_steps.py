@@ -134,7 +134,7 @@ def test_a_step_returns_the_state_in_the_sharding_it_was_given():
       loss, lambda feed, _: parallel.split_batch(feed), state_sharding=sharding
     )
     state = jax.jit(init, out_shardings=sharding)()
-    compiled = step.lower(state, jnp.ones((4, 8))).compile()
+    compiled = step.fn.lower(state, jnp.ones((4, 8))).compile()
     for _ in range(2):
       state, _ = compiled(state, jnp.ones((4, 8)))
   same = jax.tree.map(lambda x, s: x.sharding.is_equivalent_to(s, x.ndim), state, sharding)

@@ -91,7 +91,7 @@ def test_generate_cli_needs_only_the_run_directory(gpt_run):
 BAD_GENERATE_INPUTS = [
   (["--prompt=ROMEO{}"], "characters not in the vocabulary: '{}'"),
   (["--num_tokens=0"], "--num_tokens must be at least 1"),
-  (["--num=4"], "--num asks for images, but .* holds a language_model run"),
+  (["--num=4"], "--num asks for images, but a language_model run samples text"),
   (["--step=15"], "no checkpoint for step 15 in .*; its steps are 10, 20"),
   (["--temperature=nan"], "--temperature must be a finite number >= 0"),
   (["--temperature=-1"], "--temperature must be a finite number >= 0"),

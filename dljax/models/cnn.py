@@ -58,7 +58,7 @@ class CNN(nn.Module):
   conv: "flax" (`nn.Conv`) or "shift" (`ShiftConv`, the same function, faster on CPU).
   pool: "max" or "avg" (see `pool2x2`).
   The input of the logits layer is sown as `intermediates/features` (read it with
-  `apply(..., mutable=["intermediates"])`): dljax.fid's feature space.
+  `apply(..., mutable=["intermediates"])`): dljax.tasks.fid's feature space.
   dtype: compute dtype (e.g. bfloat16); parameters stay float32.
   """
 

@@ -5,7 +5,7 @@ token and position embeddings, pre-LayerNorm blocks with causal multi-head self-
 4x GELU MLP, a final LayerNorm and an output projection tied to the token embedding. The same
 module decodes incrementally with an explicit :class:`KVCache` pytree (:meth:`GPT.prefill`,
 :meth:`GPT.decode_step`), which keeps the whole sampling loop a single ``lax.scan``
-(see :mod:`dljax.generation`).
+(see :mod:`dljax.models.generation`).
 
 Shapes in comments: B batch, T sequence length, C ``n_embd``, H ``n_head``, D head width C / H,
 V ``vocab_size``, L ``n_layer``.
@@ -216,7 +216,7 @@ class GPT(nn.Module):
       return logits
     return logits, KVCache(jnp.stack(new_keys), jnp.stack(new_values), kv_cache.length + length)
 
-  # The autoregressive protocol of dljax.generation. Past block_size tokens the window slides as
+  # The autoregressive protocol of dljax.models.generation. Past block_size tokens the window slides as
   # nanoGPT's ``idx[:, -block_size:]``: the cache is recomputed from the last block_size tokens,
   # because learned absolute positions make the cached keys of a shifted window invalid. Only
   # steps past the first full window pay for a full forward pass.

@@ -50,7 +50,7 @@ class MlpMixer(nn.Module):
   num_blocks: int = 4
   tokens_hidden: int = 64  # hidden units of the token-mixing MLP
   channels_hidden: int = 128  # hidden units of the channel-mixing MLP
-  dtype: Any = jnp.float32  # compute dtype (dljax.precision); the parameters stay float32
+  dtype: Any = jnp.float32  # compute dtype (dljax.models.precision); the parameters stay float32
 
   @nn.compact
   def __call__(self, images, train: bool = False):

@@ -2,8 +2,17 @@
 runs it through the loop with the `LoopOptions` the config asks for.
 
 Modules are imported on demand, so a vision run never imports the RL or text code.
+
+A generative task's module also has the one sampling hook `experiments.generate` calls,
+
+  sample(state_tree, meta, options: SampleOptions) -> images [num, H, W, C] in [0, 1] | text,
+
+given a checkpoint restored as a plain tree (`Checkpointer.restore_raw`), the checkpoint's `meta`
+and the command line's options; it reads the options it uses and refuses, in one line
+(`DljaxError`), those that make no sense for it.
 """
 
+import dataclasses
 import importlib
 
 from dljax.errors import unknown_name
@@ -18,6 +27,29 @@ TASKS = {
   "gan": "dljax.tasks.gan",
   "vae": "dljax.tasks.vae",
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleOptions:
+  """What `experiments.generate` parses for a task's `sample` hook (its flags of the same names).
+
+  A new sampler option (say a diffusion sampler's number of steps) is one field here and one flag
+  in experiments/generate.py; the tasks that do not use it ignore it.
+  """
+
+  seed: int = 0  # every random draw of the sampler derives from it
+  num: int | None = None  # images to sample; None: not asked (an image task draws NUM_IMAGES)
+  prompt: str = "\n"  # text: what the sample continues
+  num_tokens: int = 500  # text: characters to sample
+  temperature: float = 0.8  # text: 0 greedy, < 1 sharper, > 1 flatter
+  top_k: int = 200  # text: sample among the k likeliest characters only (0: all)
+  top_p: float = 0.0  # text: nucleus sampling mass (0: off)
+
+  NUM_IMAGES = 64  # images an image task draws when `num` is not given
+
+  @property
+  def num_images(self) -> int:
+    return self.NUM_IMAGES if self.num is None else self.num
 
 
 def task_module(name: str):

@@ -17,12 +17,10 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 from jax.tree_util import Partial
 
-from dljax.config import base_config
 from dljax.data.device_feed import DeviceDataset
 from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
@@ -38,38 +36,6 @@ from dljax.train_state import init_model_state
 
 UPDATE_RULES = ("optax", "jax_grad")
 GRAD_CHECK_EXAMPLES = 256  # training examples in the loss whose gradient is checked
-
-
-def basics_config() -> ml_collections.ConfigDict:
-  """Defaults shared by the basics configs."""
-  c = base_config()
-  c.task = "basics"
-  c.problem = "linear"  # linear | logistic | moons (see dljax.tasks.basics_data)
-  c.num_train = 1000  # training examples
-  c.num_test = 1000  # held-out examples for the test metrics
-  c.num_features = 10  # input dimension of the regressions (two moons is 2-D)
-  c.noise = 0.1  # linear: std of the target noise; moons: std of the points' jitter
-  c.data_seed = 0  # the data (and the true weights) are a function of this seed
-  c.batch_size = 100
-  c.eval_batch_size = 1000
-  c.update_rule = "optax"  # optax: config.optimizer; jax_grad: theta <- theta - lr * grad by hand
-  c.grad_check = False  # report grad_max_rel_error (jax.grad vs finite differences) at each eval
-  c.grad_check_eps = 1e-5  # finite-difference step (float64)
-  c.cpu_devices = 1  # tiny models: splitting the CPU into devices only adds overhead
-  c.log_every_steps = 25
-  c.model = ml_collections.ConfigDict(
-    {
-      "name": "mlp",
-      "hidden": (),  # no hidden layer: the linear model x @ W + b
-      "activation": "relu",  # of the hidden layers (dljax.models.mlp.ACTIVATIONS)
-      "kernel_init": "lecun_normal",  # dljax.models.mlp.KERNEL_INITS
-    }
-  )
-  c.optimizer.name = "sgd"
-  c.optimizer.learning_rate = 0.1
-  c.optimizer.momentum = 0.0
-  c.optimizer.schedule = "constant"
-  return c
 
 
 def gradient_descent(learning_rate: float) -> optax.GradientTransformation:

@@ -11,8 +11,8 @@ from dljax.errors import DljaxError, bad_value
 from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.experiment import Experiment
 from dljax.models import build_model
+from dljax.models.precision import dtype_kwargs
 from dljax.optim import make_optimizer
-from dljax.precision import dtype_kwargs
 from dljax.steps import make_eval_step, make_train_step
 from dljax.train_state import init_model_state
 

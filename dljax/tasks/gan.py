@@ -12,7 +12,7 @@ returns the BatchNorm statistics of every network it ran: D's change during G's 
 
 Images are scaled to [-1, 1] (the generator's tanh range) and kept on the device. Each evaluation
 reports D's mean score on the test images and on generated ones and, when a classifier run is
-configured, `fid_mnist_cnn` of generated samples (dljax/fid.py); it writes a grid of samples from
+configured, `fid_mnist_cnn` of generated samples (dljax/tasks/fid.py); it writes a grid of samples from
 one fixed noise batch to WORKDIR/samples/, and the last one an animated GIF of all of them.
 Checkpoints carry the generator's spec, so `experiments.generate` samples from a run directory.
 """
@@ -27,12 +27,13 @@ import numpy as np
 from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
 from dljax.experiment import Experiment, Hooks
-from dljax.fid import make_sample_scorer
-from dljax.image_grid import save_gif, save_grid
 from dljax.models import build_model, model_spec
 from dljax.models.dcgan import check_image_shape
 from dljax.optim import make_optimizer
 from dljax.steps import Update, make_train_step
+from dljax.tasks import SampleOptions
+from dljax.tasks.fid import make_sample_scorer
+from dljax.tasks.image_grid import save_gif, save_grid
 from dljax.train_state import TrainState, init_model_state
 
 
@@ -90,12 +91,14 @@ def generate(gen_model, variables, z) -> jax.Array:
   return (gen_model.apply(variables, z, train=False) + 1.0) / 2.0
 
 
-def sample_images(state_tree: dict, meta: dict, rng, num: int) -> np.ndarray:
-  """`num` images [num, H, W, C] in [0, 1] from z ~ N(0, I), given a restored checkpoint tree and
-  its meta (for experiments.generate)."""
+def sample(state_tree: dict, meta: dict, options: SampleOptions) -> np.ndarray:
+  """The task's sampling hook (dljax.tasks): `options.num_images` images [num, H, W, C] in [0, 1]
+  from z ~ N(0, I), given a restored checkpoint tree and its meta."""
   gen_model = build_model(meta["model"])
   gen = state_tree["gen"]
-  z = jax.random.normal(rng, (num, gen_model.latent_dim))
+  z = jax.random.normal(
+    jax.random.PRNGKey(options.seed), (options.num_images, gen_model.latent_dim)
+  )
   return np.asarray(generate(gen_model, {"params": gen["params"], **gen["mutable"]}, z))
 
 
@@ -172,7 +175,7 @@ def build_experiment(config, mesh) -> Experiment:
     evaluate=evaluate,
     num_steps=num_steps,
     identity={"dataset": config.dataset, "gen": gen_spec, "disc": disc_spec},
-    meta={"sampler": "gan", "model": gen_spec},
+    meta={"model": gen_spec},
     hooks=Hooks(after_eval=after_eval, final_extras=fid_floor_extras),
     mesh=mesh,
   )

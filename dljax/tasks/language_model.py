@@ -25,11 +25,12 @@ from dljax.data.text import (
 from dljax.errors import DljaxError, bad_value
 from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.experiment import Experiment, Hooks
-from dljax.generation import generate
 from dljax.models import build_model, model_spec
+from dljax.models.generation import generate
+from dljax.models.precision import dtype_kwargs
 from dljax.optim import make_optimizer
-from dljax.precision import dtype_kwargs
 from dljax.steps import make_eval_step, make_train_step
+from dljax.tasks import SampleOptions
 from dljax.train_state import init_model_state
 
 
@@ -80,6 +81,27 @@ def sample_text(
     top_p or None,
   )
   return prompt + vocab.decode(tokens)
+
+
+def sample(state_tree: dict, meta: dict, options: SampleOptions) -> str:
+  """The task's sampling hook (dljax.tasks): `options.prompt` continued by `options.num_tokens`
+  sampled characters, given a restored checkpoint tree and its meta (vocabulary, model spec)."""
+  if options.num is not None:
+    raise DljaxError(
+      "--num asks for images, but a language_model run samples text; drop --num (text: "
+      "--num_tokens) or point --workdir at an image model's run (VAE, GAN)"
+    )
+  return sample_text(
+    build_model(meta["model"]),
+    state_tree["params"],
+    CharVocab.from_json(meta["vocab"]),
+    options.prompt,
+    options.num_tokens,
+    options.seed,
+    options.temperature,
+    options.top_k,
+    options.top_p,
+  )
 
 
 def build_experiment(config, mesh) -> Experiment:

@@ -11,10 +11,10 @@ key), which acts as data augmentation; the test set is binarized once with a fix
 run and every evaluation scores and draws the same binary digits.
 
 Each evaluation reports the test set's mean `neg_elbo`, `recon` and `kl` and writes figures
-(dljax/vae_figures.py); the final one adds `nll_iw`, the importance-weighted bound of Burda et
+(dljax/tasks/vae_figures.py); the final one adds `nll_iw`, the importance-weighted bound of Burda et
 al. (2016) with `iw_samples` samples, tighter than the ELBO and approaching -log p(x) as k grows.
 With `fid_classifier_workdir` set, every evaluation also scores decoded samples (Bernoulli means of
-z ~ N(0, I)) with `fid_mnist_cnn` (dljax/fid.py), and `final` adds its real-vs-real floor.
+z ~ N(0, I)) with `fid_mnist_cnn` (dljax/tasks/fid.py), and `final` adds its real-vs-real floor.
 Checkpoints carry the model spec, so `experiments.generate` samples from a run directory alone.
 """
 
@@ -29,12 +29,13 @@ from dljax.data.device_feed import DeviceDataset
 from dljax.errors import DljaxError
 from dljax.evaluation import eval_batches, evaluate_batches
 from dljax.experiment import Experiment, Hooks
-from dljax.fid import make_sample_scorer
 from dljax.models import build_model, model_spec
 from dljax.optim import make_optimizer
 from dljax.steps import make_eval_step, make_train_step
+from dljax.tasks import SampleOptions
+from dljax.tasks.fid import make_sample_scorer
+from dljax.tasks.vae_figures import decode_means, write_figures
 from dljax.train_state import init_model_state
-from dljax.vae_figures import decode_means, write_figures
 
 
 def bernoulli_log_likelihood(logits, x):
@@ -101,11 +102,11 @@ def make_iw_loss(num_samples: int):
   return iw_loss
 
 
-def sample_images(state_tree: dict, meta: dict, rng, num: int) -> np.ndarray:
-  """`num` images [num, H, W, C] in [0, 1] (Bernoulli means of decoded z ~ N(0, I)) from a
-  restored checkpoint tree and its meta, for experiments.generate."""
+def sample(state_tree: dict, meta: dict, options: SampleOptions) -> np.ndarray:
+  """The task's sampling hook (dljax.tasks): `options.num_images` images [num, H, W, C] in [0, 1]
+  (Bernoulli means of decoded z ~ N(0, I)) from a restored checkpoint tree and its meta."""
   model = build_model(meta["model"])
-  z = jax.random.normal(rng, (num, model.latent_dim))
+  z = jax.random.normal(jax.random.PRNGKey(options.seed), (options.num_images, model.latent_dim))
   return np.asarray(decode_means(model, state_tree["params"], z))
 
 
@@ -180,7 +181,7 @@ def build_experiment(config, mesh) -> Experiment:
     evaluate=evaluate,
     num_steps=num_steps,
     identity={"dataset": config.dataset, "model": spec},
-    meta={"sampler": "vae", "model": spec},
+    meta={"model": spec},
     hooks=Hooks(after_eval=after_eval, final_extras=fid_floor_extras),
     mesh=mesh,
   )

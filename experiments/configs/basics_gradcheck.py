@@ -8,8 +8,7 @@ float64 (dljax.tasks.basics_gradcheck). A tanh network: ReLU's kinks make finite
 unreliable for the few units whose input crosses zero within eps. Variant `smoke`: tests.
 """
 
-from dljax.config import apply_variant, make_smoke
-from dljax.tasks.basics import basics_config
+from dljax.config import apply_variant, basics_config, make_smoke
 
 
 def get_config(variant: str = ""):

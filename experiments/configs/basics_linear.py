@@ -8,8 +8,7 @@ schedule; variant `jax_grad`: theta <- theta - lr * grad written by hand
 (dljax.tasks.basics.gradient_descent). Variant `smoke` runs in seconds (tests).
 """
 
-from dljax.config import apply_variant, make_smoke
-from dljax.tasks.basics import basics_config
+from dljax.config import apply_variant, basics_config, make_smoke
 
 
 def get_config(variant: str = ""):

@@ -10,8 +10,7 @@ variant `jax_grad`: full-batch theta <- theta - lr * grad by hand. Variant `smok
 seconds (tests).
 """
 
-from dljax.config import apply_variant, make_smoke
-from dljax.tasks.basics import basics_config
+from dljax.config import apply_variant, basics_config, make_smoke
 
 
 def get_config(variant: str = ""):

@@ -6,8 +6,7 @@ Writes WORKDIR/boundary/step_NNNNNN.png at every evaluation: the predicted class
 the plane as it trains. Variant `smoke` runs in seconds (tests).
 """
 
-from dljax.config import apply_variant, make_smoke
-from dljax.tasks.basics import basics_config
+from dljax.config import apply_variant, basics_config, make_smoke
 
 
 def get_config(variant: str = ""):

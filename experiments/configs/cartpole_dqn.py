@@ -10,10 +10,8 @@ Measured on a 2-core CPU (jax 0.10.2): mean final return 500.0, every one of the
 299,520 env steps per seed, 58 s wall time (compile 3.7 s).
 """
 
-import ml_collections
-
 from dljax.config import apply_variant
-from dljax.rl.config import rl_config
+from dljax.rl.config import dqn_config, rl_config
 
 
 def get_config(variant: str = ""):
@@ -29,30 +27,7 @@ def get_config(variant: str = ""):
   c.chunk_updates = 65
   c.model.hidden = (120, 84)
   c.model.activation = "relu"
-  # After rl-baselines3-zoo's CartPole DQN (batch 64, 1e5 buffer, 1000 warm-up steps, short
-  # exploration) with a Polyak target: hard refreshes every 64-128 gradient steps let Q overshoot
-  # its bound of 100, as did lr 1e-3 once (tau 0.005); lr 7e-4 gave the best worst seed.
-  # 5-step returns: with 1-step ones each target refresh carries value one step further, so Q
-  # needed ~150k env steps to see the cart run off the track, and 1-2 seeds in 8 still failed at
-  # 3e5 steps (mean 430). With 5 steps, 94 of 96 seeds (3 seed sets) end at 484-500 (mean 491.4);
-  # about 1 seed in 48 collapses late, after reaching 500. Minibatches of 128 (72 seeds: mean
-  # 488.6, 1.4x the time), 64 gradient steps, tau 0.002, 2e5 steps (72 seeds: 484.3) and gamma
-  # 0.995 (Q diverged) were no better.
-  c.dqn = ml_collections.ConfigDict(
-    {
-      "gamma": 0.99,
-      "n_step": 5,
-      "buffer_size": 100_000,
-      "batch_size": 64,
-      "gradient_steps": 128,
-      "learning_starts": 1_000,
-      "target_update_every": 1,
-      "target_tau": 0.005,
-      "epsilon_start": 1.0,
-      "epsilon_end": 0.04,
-      "epsilon_fraction": 0.1,
-    }
-  )
+  c.dqn = dqn_config()  # its values and how they were tuned: dljax.rl.config.dqn_config
   c.optimizer.learning_rate = 7e-4
   c.optimizer.grad_clip_norm = 10.0
   return apply_variant(c, variant, {"smoke": smoke})

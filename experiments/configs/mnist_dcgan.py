@@ -3,7 +3,7 @@
   python -m experiments.train --config experiments/configs/mnist_cnn.py --workdir runs/mnist_cnn
   python -m experiments.train --config experiments/configs/mnist_dcgan.py --workdir runs/mnist_dcgan
 
-The first command trains the classifier whose features `fid_mnist_cnn` compares (dljax/fid.py).
+The first command trains the classifier whose features `fid_mnist_cnn` compares (dljax/tasks/fid.py).
 Defaults to the offline `mnist5k` (4,000 train digits); --config.dataset=fashion_mnist or cifar10
 (32x32x3) through TFDS, with --config.fid_classifier_workdir='' unless a classifier of such
 images is given. Variant `smoke` runs in seconds without a classifier (tests).
@@ -15,7 +15,7 @@ Measured on the shared 2-core CPU (2 CPU devices, jax 0.10.2), heavily loaded (l
 
 import ml_collections
 
-from dljax.config import apply_variant, base_config, make_smoke
+from dljax.config import apply_variant, image_config, make_smoke
 
 
 def adam_for_gans(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -29,11 +29,7 @@ def adam_for_gans(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def get_config(variant: str = ""):
-  c = base_config()
-  c.task = "gan"
-  c.dataset = "mnist5k"  # or fashion_mnist, cifar10 (TFDS)
-  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
-  c.tfds_download = True  # let TFDS download a dataset it does not have
+  c = image_config("gan")  # mnist5k; or fashion_mnist, cifar10 (TFDS)
   c.batch_size = 64  # real images per step (and as many generated ones)
   c.num_steps = 3000  # generator updates (each step also updates the discriminator once)
   c.eval_every_steps = 250  # sample grid + scores (+ FID) this often: the GIF's frames

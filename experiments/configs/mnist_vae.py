@@ -11,15 +11,11 @@ The default is the Flax VAE example's MLP (784-500-20, ReLU, Bernoulli decoder) 
 
 import ml_collections
 
-from dljax.config import apply_variant, base_config, make_smoke
+from dljax.config import apply_variant, image_config, make_smoke
 
 
 def get_config(variant: str = ""):
-  c = base_config()
-  c.task = "vae"
-  c.dataset = "mnist5k"  # grayscale [H, W, 1]: mnist5k, mnist, fashion_mnist, binarized_mnist
-  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
-  c.tfds_download = True  # let TFDS download and prepare a missing dataset
+  c = image_config("vae")  # grayscale [H, W, 1]: mnist5k, mnist, fashion_mnist, binarized_mnist
   c.batch_size = 64  # training images per step (more updates per epoch than 128: better in 3 min)
   c.num_epochs = 80  # passes over the training images (num_steps = 0 derives the steps from it)
   c.eval_every_steps = 1240  # figures and test ELBO every 20 epochs of mnist5k (62 steps each)

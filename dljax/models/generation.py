@@ -62,7 +62,7 @@ def generate(
     raise ValueError(f"top_p must be in (0, 1], got {top_p}")
   if not isinstance(model, Autoregressive):
     raise TypeError(
-      f"generate needs a model with prefill and decode_step methods (dljax.generation."
+      f"generate needs a model with prefill and decode_step methods (dljax.models.generation."
       f"Autoregressive); {type(model).__name__} has not both"
     )
   batched = prompt if prompt.ndim == 2 else prompt[None]

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dljax.image_grid import save_grid
+from dljax.tasks.image_grid import save_grid
 
 NUM_SAMPLES = 64  # an 8 x 8 grid
 NUM_PAIRS = 32  # reconstructions: 4 blocks of 8 digits above their 8 reconstructions
