@@ -59,9 +59,10 @@ def host_seed_returns(agent: Agent, env_name: str, num_episodes: int, seed: int)
   return seed_return
 
 
-def make_evaluate(seed_returns, keys):
+def make_evaluate(seed_returns, keys, on_host: bool):
   """The loop's `evaluate(runners)`: the seeds' mean returns summarised across seeds; and its
-  `warm_up(abstract runners)`, which compiles jitted `seed_returns` ahead (None for host ones)."""
+  `warm_up(abstract runners)`, which compiles jitted `seed_returns` ahead (None when `on_host`:
+  host rollouts have nothing to compile ahead)."""
   compiled = {"seed_returns": seed_returns}
 
   def warm_up(abstract_runners):
@@ -77,4 +78,4 @@ def make_evaluate(seed_returns, keys):
       "max_seed_return": float(returns.max()),
     }
 
-  return evaluate, warm_up if hasattr(seed_returns, "lower") else None
+  return evaluate, None if on_host else warm_up

@@ -74,7 +74,9 @@ def build_experiment(config, mesh, make_agent: Callable[[Any, Setup], Agent]):
     train_step = chunk_train_step(agent, s, seed_sharding(s, mesh))
     seed_returns = jax_seed_returns(agent, s, config.eval_episodes)
 
-  evaluate, warm_up = make_evaluate(seed_returns, jax.random.split(eval_root, s.num_seeds))
+  evaluate, warm_up = make_evaluate(
+    seed_returns, jax.random.split(eval_root, s.num_seeds), on_host=s.is_gym
+  )
 
   def plot_returns(runners, step, workdir):
     del runners, step
