@@ -92,9 +92,9 @@ STATE_SHARDINGS = ("replicated", "fsdp")
 
 
 def state_sharding(name: str, init_state, mesh: jax.sharding.Mesh):
-  """The train step's `state_sharding` (dljax.steps.TrainStep) a config's `state_sharding` names: "replicated" (None, a
-  full copy on every device) or "fsdp" (`fsdp_sharding` of the state that the traceable
-  `init_state()` makes; traced only then)."""
+  """The train step's `state_sharding` (dljax.steps.TrainStep) a config's `state_sharding`
+  names: "replicated" (None, a full copy on every device) or "fsdp" (`fsdp_sharding` of the state
+  that the traceable `init_state()` makes; traced only then)."""
   if name not in STATE_SHARDINGS:
     raise unknown_name("state sharding", name, STATE_SHARDINGS)
   return fsdp_sharding(jax.eval_shape(init_state), mesh) if name == "fsdp" else None

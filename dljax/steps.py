@@ -121,10 +121,10 @@ def make_train_step(
   XLA:CPU this saves the per-call dispatch overhead (nanoGPT's CPU shape: 35 ms/step instead of
   48 ms).
 
-  `state_sharding` (where the loop places the state; None: replicated, no constraint) pins every step's new
-  state to where the state lives: XLA's sharding propagation may otherwise return a sharded state
-  in another layout than the next call expects, and the pin makes each device apply the optimizer
-  update to its own shard only.
+  `state_sharding` (where the loop places the state; None: replicated, no constraint) pins every
+  step's new state to where the state lives: XLA's sharding propagation may otherwise return a
+  sharded state in another layout than the next call expects, and the pin makes each device apply
+  the optimizer update to its own shard only.
   """
   updates = None if callable(losses) else tuple(losses)
 

@@ -135,8 +135,9 @@ def train_step(state, feed):
 config = base_config()
 config.update(log_every_steps=1, checkpoint_every_steps=1, quiet=True)
 loop.run(Experiment(init_state=lambda: {"w": jnp.float32(0), "step": jnp.int32(0)},
-                    train_step=TrainStep(train_step), feed=lambda step: None, evaluate=lambda state: {},
-                    num_steps=10, identity={}, mesh=parallel.make_data_mesh(1)),
+                    train_step=TrainStep(train_step), feed=lambda step: None,
+                    evaluate=lambda state: {}, num_steps=10, identity={},
+                    mesh=parallel.make_data_mesh(1)),
          loop_options(config), sys.argv[1])
 """
 

@@ -216,10 +216,10 @@ class GPT(nn.Module):
       return logits
     return logits, KVCache(jnp.stack(new_keys), jnp.stack(new_values), kv_cache.length + length)
 
-  # The autoregressive protocol of dljax.models.generation. Past block_size tokens the window slides as
-  # nanoGPT's ``idx[:, -block_size:]``: the cache is recomputed from the last block_size tokens,
-  # because learned absolute positions make the cached keys of a shifted window invalid. Only
-  # steps past the first full window pay for a full forward pass.
+  # The autoregressive protocol of dljax.models.generation. Past block_size tokens the window
+  # slides as nanoGPT's ``idx[:, -block_size:]``: the cache is recomputed from the last
+  # block_size tokens, because learned absolute positions make the cached keys of a shifted
+  # window invalid. Only steps past the first full window pay for a full forward pass.
 
   def prefill(self, prompt, num_tokens: int):
     """Caches ``prompt`` (B, T) (cropped to its last block_size tokens, as nanoGPT) before

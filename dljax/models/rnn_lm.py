@@ -1,7 +1,7 @@
 """Multi-layer LSTM/GRU language model (Flax Linen).
 
-Training runs each layer over the whole sequence with ``nn.RNN`` (a scan);
-generation (:mod:`dljax.models.generation`, through :meth:`RNNLM.prefill` and :meth:`RNNLM.decode_step`)
+Training runs each layer over the whole sequence with ``nn.RNN`` (a scan); generation
+(:mod:`dljax.models.generation`, through :meth:`RNNLM.prefill` and :meth:`RNNLM.decode_step`)
 calls the very same cells one token at a time on an explicit carry, so both paths share
 parameters and agree exactly.
 """

@@ -12,8 +12,8 @@ returns the BatchNorm statistics of every network it ran: D's change during G's 
 
 Images are scaled to [-1, 1] (the generator's tanh range) and kept on the device. Each evaluation
 reports D's mean score on the test images and on generated ones and, when a classifier run is
-configured, `fid_mnist_cnn` of generated samples (dljax/tasks/fid.py); it writes a grid of samples from
-one fixed noise batch to WORKDIR/samples/, and the last one an animated GIF of all of them.
+configured, `fid_mnist_cnn` of generated samples (dljax/tasks/fid.py); it writes a grid of samples
+from one fixed noise batch to WORKDIR/samples/, and the last one an animated GIF of all of them.
 Checkpoints carry the generator's spec, so `experiments.generate` samples from a run directory.
 """
 

@@ -3,7 +3,8 @@
   python -m experiments.train --config experiments/configs/mnist_cnn.py --workdir runs/mnist_cnn
   python -m experiments.train --config experiments/configs/mnist_dcgan.py --workdir runs/mnist_dcgan
 
-The first command trains the classifier whose features `fid_mnist_cnn` compares (dljax/tasks/fid.py).
+The first command trains the classifier whose features `fid_mnist_cnn` compares
+(dljax/tasks/fid.py).
 Defaults to the offline `mnist5k` (4,000 train digits); --config.dataset=fashion_mnist or cifar10
 (32x32x3) through TFDS, with --config.fid_classifier_workdir='' unless a classifier of such
 images is given. Variant `smoke` runs in seconds without a classifier (tests).
