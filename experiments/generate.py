@@ -19,11 +19,12 @@ writes a PNG grid (default DIR/generated.png) and, with --npy, the images [num, 
 Either way one hook draws the samples: the module of the task named in the checkpoint's identity
 has `sample(state_tree, meta, options) -> images | text` (dljax.tasks), given the checkpoint as a
 plain tree, its meta and the flags below as a `dljax.tasks.SampleOptions`. A new sampler option
-(e.g. a diffusion sampler's --steps) is one flag here and one `SampleOptions` field.
+(e.g. a diffusion sampler's --steps) is one flag here and the `SampleOptions` field of its name.
 """
 
 import math
 import os
+from dataclasses import fields
 
 from absl import flags, logging
 
@@ -123,15 +124,7 @@ def main(argv):
       f"the checkpoint in {directory} is a {task} run, which samples nothing; point --workdir at "
       f"a run of a task that does (language model, VAE, GAN)"
     )
-  options = SampleOptions(
-    seed=_SEED.value,
-    num=_NUM.value,
-    prompt=_PROMPT.value,
-    num_tokens=_NUM_TOKENS.value,
-    temperature=_TEMPERATURE.value,
-    top_k=_TOP_K.value,
-    top_p=_TOP_P.value,
-  )
+  options = SampleOptions(**{f.name: flags.FLAGS[f.name].value for f in fields(SampleOptions)})
   sample = module.sample(checkpointer.restore_raw(step), meta, options)
   if isinstance(sample, str):
     print(sample)

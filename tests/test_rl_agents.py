@@ -181,16 +181,7 @@ def test_rollout_keeps_a_cut_episodes_last_observation():
     identity={},
   )
   obs, env_state = jax.vmap(env.reset, (0, None))(jax.random.split(jax.random.key(0), 2), params)
-  zeros = jnp.zeros(2)
-  runner = Runner(
-    agent=None,
-    env_state=env_state,
-    obs=obs,
-    episode_return=zeros,
-    last_return=zeros,
-    rng=jax.random.key(1),
-    updates=jnp.int32(0),
-  )
+  runner = Runner.start(None, env_state, obs, jax.random.key(1), num_envs=2)
   runner, trajectory = rollout(push_left, s, runner, jax.random.key(2))
 
   done = np.asarray(trajectory["truncated"])

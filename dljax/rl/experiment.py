@@ -40,22 +40,13 @@ def build_experiment(config, mesh, make_agent: Callable[[Any, Setup], Agent]):
   root, eval_root = jax.random.split(jax.random.PRNGKey(config.seed))
 
   def init_runner(agent_state, reset_key, rng):
-    zeros = jnp.zeros(s.num_envs)
     if s.is_gym:
       obs = env_state = None
     else:
       obs, env_state = jax.vmap(s.env.reset, (0, None))(
         jax.random.split(reset_key, s.num_envs), s.env_params
       )
-    return Runner(
-      agent=agent_state,
-      env_state=env_state,
-      obs=obs,
-      episode_return=zeros,
-      last_return=zeros,
-      rng=rng,
-      updates=jnp.int32(0),
-    )
+    return Runner.start(agent_state, env_state, obs, rng, s.num_envs)
 
   def init_runners():
     seed_keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(root, i), 3))(

@@ -24,6 +24,20 @@ class Runner:
   rng: jax.Array
   updates: jax.Array
 
+  @classmethod
+  def start(cls, agent, env_state, obs, rng, num_envs: int) -> "Runner":
+    """A seed's runner before its first update: no episode finished, no update made."""
+    zeros = jnp.zeros(num_envs)
+    return cls(
+      agent=agent,
+      env_state=env_state,
+      obs=obs,
+      episode_return=zeros,
+      last_return=zeros,
+      rng=rng,
+      updates=jnp.int32(0),
+    )
+
 
 def update_keys(runner: Runner):
   """This update's rollout and learning keys, a function of the update count (resume-safe)."""

@@ -33,8 +33,8 @@ TASKS = {
 class SampleOptions:
   """What `experiments.generate` parses for a task's `sample` hook (its flags of the same names).
 
-  A new sampler option (say a diffusion sampler's number of steps) is one field here and one flag
-  in experiments/generate.py; the tasks that do not use it ignore it.
+  A new sampler option (say a diffusion sampler's number of steps, `steps`) is one field here and
+  the flag of the same name in experiments/generate.py; the tasks that do not use it ignore it.
   """
 
   seed: int = 0  # every random draw of the sampler derives from it
