@@ -76,8 +76,9 @@ _installed = False
 def install():
   """Makes this process's orbax write as `Checkpointer` expects: replicated arrays from one
   replica, and the failure noise `Checkpointer` reports itself silenced (loggers filtered,
-  `sys.unraisablehook` wrapped). Process-wide, so the entry points (experiments.train,
-  generate, launch; the tests' conftest) call it, not an import; calling it again does nothing."""
+  `sys.unraisablehook` wrapped). Process-wide, so the entry points call it (experiments.train, and
+  so each process experiments.launch starts; experiments.generate; the tests' conftest), not an
+  import; calling it again does nothing."""
   global _installed
   if _installed:
     return
