@@ -3,12 +3,14 @@ exist and parse (variant and overridden keys included) and modules, flags, races
 that exist; its figures and code links point at files that exist (a code link named after a
 function names one in that file); and every figure is one docs/make_figures.py writes."""
 
+import ast
 import glob
 import importlib.util
 import os
 import re
 import subprocess
 import sys
+import textwrap
 
 import pytest
 from conftest import REPO
@@ -31,6 +33,9 @@ CHAPTERS_COMMAND = re.compile(r"make_figures\.py --chapters ([\w,]+)")
 LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 # A code link named after a symbol: [`NAME`](PATH.py#LN), NAME possibly `Class.method`.
 SYMBOL_LINK = re.compile(r"\[`([\w.]+)`\]\(([^)\s#]+\.py)(?:#L(\d+))?\)")
+# A code excerpt: this marker, then a python block that is the source of the function NAME
+# (`outer.inner` for a nested one) in the file PATH (relative to the repository root).
+EXCERPT = re.compile(r"<!-- excerpt: (\S+\.py) ([\w.]+) -->\n```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 # Pages whose code links are not anchored yet: add_a_model.md is being rewritten by another
 # change in this round; its links get their anchors when the two meet (this test names the lines).
 UNANCHORED_PAGES = {"add_a_model.md"}
@@ -121,6 +126,35 @@ def test_every_chapter_has_a_page():
   readme = _read(os.path.join(REPO, "README.md"))
   for chapter in chapters:
     assert f"(docs/{chapter}.md)" in readme, f"README's Chapters section misses {chapter}.md"
+
+
+def _function_source(path: str, name: str) -> str | None:
+  """The dedented source of function or class `name` (`outer.inner`: nested) in `path`, from its
+  first decorator to its last line."""
+  source = _read(path)
+  nodes = ast.parse(source).body
+  node = None
+  for part in name.split("."):
+    node = next((n for n in nodes if getattr(n, "name", None) == part), None)
+    if node is None:
+      return None
+    nodes = node.body
+  first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+  return textwrap.dedent("\n".join(source.split("\n")[first - 1 : node.end_lineno])) + "\n"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=os.path.basename)
+def test_code_excerpts_are_the_source(page):
+  for path, name, excerpt in EXCERPT.findall(_read(page)):
+    source = _function_source(os.path.join(REPO, path), name)
+    assert source is not None, f"{page}: {path} has no function {name} to excerpt"
+    assert excerpt == source, f"{page}: the excerpt of {path} {name} is not its source:\n{source}"
+
+
+def test_every_chapter_shows_its_loss():
+  for chapter in ("basics", "vision", "sequence", "rl", "vaes", "gans"):
+    names = [name for _, name, _ in EXCERPT.findall(_read(os.path.join(DOCS, f"{chapter}.md")))]
+    assert any("loss" in name for name in names), f"docs/{chapter}.md excerpts no loss"
 
 
 def test_the_primers_snippets_run_and_cover_its_topics():
