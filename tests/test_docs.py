@@ -35,7 +35,9 @@ LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 SYMBOL_LINK = re.compile(r"\[`([\w.]+)`\]\(([^)\s#]+\.py)(?:#L(\d+))?\)")
 # A code excerpt: this marker, then a python block that is the source of the function NAME
 # (`outer.inner` for a nested one) in the file PATH (relative to the repository root).
-EXCERPT = re.compile(r"<!-- excerpt: (\S+\.py) ([\w.]+) -->\n```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+EXCERPT = re.compile(
+  r"<!-- excerpt: (\S+\.py) ([\w.]+) -->\n```python\n(.*?)^```$", re.MULTILINE | re.DOTALL
+)
 # Pages whose code links are not anchored yet: add_a_model.md is being rewritten by another
 # change in this round; its links get their anchors when the two meet (this test names the lines).
 UNANCHORED_PAGES = {"add_a_model.md"}
@@ -155,6 +157,25 @@ def test_every_chapter_shows_its_loss():
   for chapter in ("basics", "vision", "sequence", "rl", "vaes", "gans"):
     names = [name for _, name, _ in EXCERPT.findall(_read(os.path.join(DOCS, f"{chapter}.md")))]
     assert any("loss" in name for name in names), f"docs/{chapter}.md excerpts no loss"
+
+
+# The papers each chapter builds on, by an identifier of their link in its References.
+CITATIONS = {
+  "basics.md": {"Adam": "1412.6980", "AdamW": "1711.05101"},
+  "vision.md": {"ResNet": "1512.03385", "BatchNorm": "1502.03167", "AdamW": "1711.05101"},
+  "sequence.md": {"Transformer": "1706.03762", "LSTM": "neco.1997.9.8.1735", "AdamW": "1711.05101"},
+  "rl.md": {"PPO": "1707.06347", "GAE": "1506.02438", "DQN": "nature14236", "Double": "1509.06461"},
+  "vaes.md": {"VAE": "1312.6114", "IWAE": "1509.00519", "Adam": "1412.6980"},
+  "gans.md": {"GAN": "1406.2661", "DCGAN": "1511.06434", "FID": "1706.08500", "BN": "1502.03167"},
+}
+
+
+@pytest.mark.parametrize("page", sorted(CITATIONS))
+def test_chapters_cite_the_papers_they_use(page):
+  references = _read(os.path.join(DOCS, page)).split("\n## References\n")
+  assert len(references) == 2, f"docs/{page} has no References section"
+  for paper, identifier in CITATIONS[page].items():
+    assert identifier in references[1], f"docs/{page}'s References miss {paper} ({identifier})"
 
 
 def test_the_primers_snippets_run_and_cover_its_topics():
