@@ -37,7 +37,13 @@ RUNS = {
   # mnist_cnn is also the classifier of the DCGAN's fid_mnist_cnn. An evaluation every 2 epochs
   # (124 steps) draws its test curves; evaluating changes no training step.
   "mnist_cnn": (("vision", "gans"), "mnist_cnn.py", ("--config.eval_every_steps=124",)),
-  "shakespeare_gpt_cpu": (("sequence",), "shakespeare_gpt.py:cpu", (f"--config.dataset={CORPUS}",)),
+  # A validation loss every 200 steps draws its curve (the raced config evaluates once, at the
+  # end: what is not training counts in a race).
+  "shakespeare_gpt_cpu": (
+    ("sequence",),
+    "shakespeare_gpt.py:cpu",
+    (f"--config.dataset={CORPUS}", "--config.eval_every_steps=200"),
+  ),
   "cartpole_ppo": (("rl",), "cartpole_ppo.py", ()),
   "cartpole_dqn": (("rl",), "cartpole_dqn.py", ()),
   "pendulum_ppo": (("rl",), "pendulum_ppo.py", ()),
@@ -175,7 +181,7 @@ def basics_figures(runs: str, scratch: str):
   save_figure(os.path.join(runs, "basics_compare", "comparison.png"), "basics_compare")
 
 
-def train_test_figure(workdir: str, out: str, panels, title: str):
+def train_test_figure(workdir: str, out: str, panels, title: str, test_label: str = "test"):
   """One panel per (train metric, test metric, title, axis settings): the training metric at
   every log (the mean over the steps since the last one) and the test metric at every
   evaluation, on one axis."""
@@ -184,7 +190,7 @@ def train_test_figure(workdir: str, out: str, panels, title: str):
   for ax, (train_metric, test_metric, label, settings) in zip(np.atleast_1d(axes), panels):
     train, test = _records(workdir, "train", train_metric), _records(workdir, "eval", test_metric)
     ax.plot(train[:, 0], train[:, 1], label="train (batches, as trained)", linewidth=1)
-    ax.plot(test[:, 0], test[:, 1], marker="o", markersize=3, label="test")
+    ax.plot(test[:, 0], test[:, 1], marker="o", markersize=3, label=test_label)
     ax.set(title=label, xlabel="step", **settings)
     ax.legend(fontsize=8)
   fig.suptitle(title, fontsize=9)
@@ -306,7 +312,10 @@ def attention_map(workdir: str, out: str, text: str):
 
 def sequence_figures(runs: str, scratch: str):
   workdir = os.path.join(runs, "shakespeare_gpt_cpu")
-  save_figure(os.path.join(workdir, "learning_curves.png"), "sequence_gpt_curves")
+  curves = os.path.join(scratch, "gpt_curves.png")
+  panels = (("loss", "val_loss", "cross-entropy (nats per character)", {}),)
+  train_test_figure(workdir, curves, panels, "shakespeare_gpt:cpu", test_label="validation")
+  save_figure(curves, "sequence_gpt_curves")
   attention_map(workdir, os.path.join(scratch, "attention.png"), "ROMEO:\nO, she doth teach the ")
   save_figure(os.path.join(scratch, "attention.png"), "sequence_gpt_attention")
 

@@ -70,7 +70,7 @@ def test_importance_weighted_bound_is_above_the_elbo_and_tightens_with_k():
   assert bounds[3] - expected_elbo > 1.0  # a real gap, not noise
 
 
-def test_beta_weighs_the_kl_term_and_a_large_beta_pulls_the_codes_to_the_prior():
+def test_beta_weighs_the_kl_and_pulls_codes_to_the_prior():
   model = build_model({"name": "vae_mlp", "latent_dim": 4, "hidden": 32}, image_shape=(8, 8, 1))
   x = np.random.default_rng(0).random((64, 8, 8, 1)).astype(np.float32)
   params = jax.jit(model.init)(jax.random.PRNGKey(1), x[:1], jax.random.PRNGKey(2))["params"]
