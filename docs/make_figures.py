@@ -405,8 +405,8 @@ def rl_figures(runs: str, scratch: str):
 def vaes_figures(runs: str, scratch: str):
   curves = os.path.join(scratch, "vae_curves.png")
   panels = (
-    ("loss", "neg_elbo", "negative ELBO (nats per image)", {}),
-    ("recon", "recon", "recon", {}),
+    ("loss", "neg_elbo", "negative ELBO (nats per image)", {"ylim": (95, 140)}),
+    ("recon", "recon", "recon", {"ylim": (70, 115)}),
     ("kl", "kl", "KL", {}),
   )
   train_test_figure(os.path.join(runs, "mnist_vae"), curves, panels, "mnist_vae: train vs test")
