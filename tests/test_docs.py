@@ -1,7 +1,9 @@
 """The guidebook (README.md and docs/*.md) stays true to the code: its commands name configs that
 exist and parse (variant and overridden keys included) and modules, flags, races and workloads
 that exist; its figures and code links point at files that exist (a code link named after a
-function names one in that file); and every figure is one docs/make_figures.py writes."""
+function names one in that file, and its line anchor the line that defines it); its code excerpts
+are the source they name; the primer's snippets run; the chapters cite their papers; and every
+figure is one docs/make_figures.py writes."""
 
 import ast
 import glob
