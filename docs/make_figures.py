@@ -34,12 +34,31 @@ RUNS = {
   "basics_moons": (("basics",), "basics_moons.py", ()),
   "basics_gradcheck": (("basics",), "basics_gradcheck.py", ()),
   "basics_compare": (("basics",), "basics_compare.py", ()),
-  # mnist_cnn is also the classifier of the DCGAN's fid_mnist_cnn.
-  "mnist_cnn": (("vision", "gans"), "mnist_cnn.py", ()),
-  "shakespeare_gpt_cpu": (("sequence",), "shakespeare_gpt.py:cpu", (f"--config.dataset={CORPUS}",)),
+  # mnist_cnn is also the classifier of the DCGAN's fid_mnist_cnn. An evaluation every 2 epochs
+  # (124 steps) draws its test curves; evaluating changes no training step.
+  "mnist_cnn": (("vision", "gans"), "mnist_cnn.py", ("--config.eval_every_steps=124",)),
+  # A validation loss every 200 steps draws its curve (the raced config evaluates once, at the
+  # end: what is not training counts in a race).
+  "shakespeare_gpt_cpu": (
+    ("sequence",),
+    "shakespeare_gpt.py:cpu",
+    (f"--config.dataset={CORPUS}", "--config.eval_every_steps=200"),
+  ),
   "cartpole_ppo": (("rl",), "cartpole_ppo.py", ()),
-  # FID needs a classifier run (see docs/vaes.md); the other figures do not.
-  "mnist_vae": (("vaes",), "mnist_vae.py", ("--config.fid_classifier_workdir=",)),
+  "cartpole_dqn": (("rl",), "cartpole_dqn.py", ()),
+  "pendulum_ppo": (("rl",), "pendulum_ppo.py", ()),
+  # FID needs a classifier run (see docs/vaes.md); the other figures do not. The MLP VAE's test
+  # ELBO every 5 epochs (310 steps) draws its curves; its figures need no k = 1000 bound (k = 100
+  # costs a tenth of that final evaluation).
+  "mnist_vae": (
+    ("vaes",),
+    "mnist_vae.py",
+    (
+      "--config.fid_classifier_workdir=",
+      "--config.eval_every_steps=310",
+      "--config.iw_samples=100",
+    ),
+  ),
   "mnist_vae_conv": (("vaes",), "mnist_vae.py:conv", ("--config.fid_classifier_workdir=",)),
   "mnist_vae_latent2": (("vaes",), "mnist_vae.py:latent2", ("--config.fid_classifier_workdir=",)),
   "mnist_dcgan": (
@@ -162,9 +181,91 @@ def basics_figures(runs: str, scratch: str):
   save_figure(os.path.join(runs, "basics_compare", "comparison.png"), "basics_compare")
 
 
+def train_test_figure(workdir: str, out: str, panels, title: str, test_label: str = "test"):
+  """One panel per (train metric, test metric, title, axis settings): the training metric at
+  every log (the mean over the steps since the last one) and the test metric at every
+  evaluation, on one axis."""
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2))
+  for ax, (train_metric, test_metric, label, settings) in zip(np.atleast_1d(axes), panels):
+    train, test = _records(workdir, "train", train_metric), _records(workdir, "eval", test_metric)
+    ax.plot(train[:, 0], train[:, 1], label="train (batches, as trained)", linewidth=1)
+    ax.plot(test[:, 0], test[:, 1], marker="o", markersize=3, label=test_label)
+    ax.set(title=label, xlabel="step", **settings)
+    ax.legend(fontsize=8)
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(out, dpi=80)
+  plt.close(fig)
+
+
+def classifier_predictions(workdir: str, dataset: str):
+  """(test images, labels, predicted labels) of the newest checkpoint of a classifier run."""
+  import jax
+
+  from dljax.data import load_image_dataset
+  from dljax.models import build_model
+
+  state, meta = _restore(workdir)
+  data = load_image_dataset(dataset, None, False)
+  model = build_model(meta["identity"]["model"], num_classes=data.num_classes)
+  variables = {"params": state["params"], **(state.get("mutable") or {})}
+  logits = jax.jit(lambda x: model.apply(variables, x, train=False))(data.test_images)
+  return data.test_images, data.test_labels, np.asarray(np.argmax(logits, -1))
+
+
+def confusion_figure(labels, predicted, out: str):
+  """The confusion matrix: how many test digits of each class got each prediction."""
+  plt = _pyplot()
+  classes = int(labels.max()) + 1
+  counts = np.zeros((classes, classes), int)
+  np.add.at(counts, (labels, predicted), 1)
+  fig, ax = plt.subplots(figsize=(4.4, 4))
+  ax.imshow(np.log1p(counts), cmap="Blues")
+  for i in range(classes):
+    for j in range(classes):
+      if counts[i, j]:
+        color = "white" if i == j else "black"
+        ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=7, color=color)
+  ax.set(xticks=range(classes), yticks=range(classes), xlabel="predicted", ylabel="true label")
+  accuracy = np.mean(labels == predicted)
+  ax.set_title(f"{len(labels)} test digits, {accuracy:.1%} correct", fontsize=9)
+  fig.tight_layout()
+  fig.savefig(out, dpi=90)
+  plt.close(fig)
+
+
+def misclassified_figure(images, labels, predicted, out: str, num: int = 16):
+  """The first `num` misclassified test digits, each titled true -> predicted."""
+  plt = _pyplot()
+  wrong = np.flatnonzero(labels != predicted)[:num]
+  columns = 8
+  rows = max(1, -(-len(wrong) // columns))
+  fig, axes = plt.subplots(rows, columns, figsize=(1.1 * columns, 1.25 * rows), squeeze=False)
+  for ax in axes.flat:
+    ax.axis("off")
+  for ax, i in zip(axes.flat, wrong):
+    ax.imshow(images[i, :, :, 0], cmap="gray_r")
+    ax.set_title(f"{labels[i]} -> {predicted[i]}", fontsize=8)
+  fig.tight_layout(pad=0.3)
+  fig.savefig(out, dpi=80)
+  plt.close(fig)
+
+
 def vision_figures(runs: str, scratch: str):
-  del scratch
-  save_figure(os.path.join(runs, "mnist_cnn", "learning_curves.png"), "vision_mnist_cnn_curves")
+  workdir = os.path.join(runs, "mnist_cnn")
+  curves = os.path.join(scratch, "mnist_cnn_curves.png")
+  panels = (
+    ("loss", "test_loss", "cross-entropy", {"yscale": "log"}),
+    ("accuracy", "test_accuracy", "accuracy", {"ylim": (0.9, 1.0)}),
+  )
+  train_test_figure(workdir, curves, panels, "mnist_cnn: train vs test")
+  save_figure(curves, "vision_mnist_cnn_curves")
+  images, labels, predicted = classifier_predictions(workdir, "mnist5k")
+  confusion_figure(labels, predicted, os.path.join(scratch, "confusion.png"))
+  save_figure(os.path.join(scratch, "confusion.png"), "vision_mnist_cnn_confusion")
+  misclassified_figure(images, labels, predicted, os.path.join(scratch, "misclassified.png"))
+  save_figure(os.path.join(scratch, "misclassified.png"), "vision_mnist_cnn_misclassified")
 
 
 def _restore(workdir: str):
@@ -211,7 +312,10 @@ def attention_map(workdir: str, out: str, text: str):
 
 def sequence_figures(runs: str, scratch: str):
   workdir = os.path.join(runs, "shakespeare_gpt_cpu")
-  save_figure(os.path.join(workdir, "learning_curves.png"), "sequence_gpt_curves")
+  curves = os.path.join(scratch, "gpt_curves.png")
+  panels = (("loss", "val_loss", "cross-entropy (nats per character)", {}),)
+  train_test_figure(workdir, curves, panels, "shakespeare_gpt:cpu", test_label="validation")
+  save_figure(curves, "sequence_gpt_curves")
   attention_map(workdir, os.path.join(scratch, "attention.png"), "ROMEO:\nO, she doth teach the ")
   save_figure(os.path.join(scratch, "attention.png"), "sequence_gpt_attention")
 
@@ -292,12 +396,21 @@ def cartpole_filmstrip(workdir: str, out: str, frames: int = 6):
 def rl_figures(runs: str, scratch: str):
   workdir = os.path.join(runs, "cartpole_ppo")
   save_figure(os.path.join(workdir, "returns.png"), "rl_cartpole_ppo_returns")
+  save_figure(os.path.join(runs, "cartpole_dqn", "returns.png"), "rl_cartpole_dqn_returns")
+  save_figure(os.path.join(runs, "pendulum_ppo", "returns.png"), "rl_pendulum_ppo_returns")
   cartpole_filmstrip(workdir, os.path.join(scratch, "filmstrip.png"))
   save_figure(os.path.join(scratch, "filmstrip.png"), "rl_cartpole_filmstrip")
 
 
 def vaes_figures(runs: str, scratch: str):
-  del scratch
+  curves = os.path.join(scratch, "vae_curves.png")
+  panels = (
+    ("loss", "neg_elbo", "negative ELBO (nats per image)", {"ylim": (95, 140)}),
+    ("recon", "recon", "recon", {"ylim": (70, 115)}),
+    ("kl", "kl", "KL", {}),
+  )
+  train_test_figure(os.path.join(runs, "mnist_vae"), curves, panels, "mnist_vae: train vs test")
+  save_figure(curves, "vae_elbo_curves")
   for name, figures in (
     (
       "mnist_vae",

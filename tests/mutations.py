@@ -215,6 +215,13 @@ MUTATIONS = [
     '    chunk = train_step.calls = getattr(train_step, "calls", -1) + 1\n',
     ("tests/test_gym_bridge.py",),
   ),
+  Mutation(
+    "vae-beta-ignored",
+    "dljax/tasks/vae.py",
+    "return jnp.mean(recon + beta * kl)",
+    "return jnp.mean(recon + kl)",
+    ("tests/test_vae.py::test_beta_weighs_the_kl_and_pulls_codes_to_the_prior",),
+  ),
 ]
 
 

@@ -2,10 +2,12 @@
 
 import json
 import os
+import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import tensorflow_datasets as tfds
 from conftest import config_path, load_config, run_module
@@ -14,7 +16,12 @@ from dljax.data import load_image_dataset
 from dljax.errors import DljaxError
 from dljax.models import build_model
 from dljax.tasks import train
-from dljax.tasks.vae import bernoulli_log_likelihood, gaussian_kl, iw_log_likelihood
+from dljax.tasks.vae import (
+  bernoulli_log_likelihood,
+  gaussian_kl,
+  iw_log_likelihood,
+  make_vae_loss,
+)
 
 SMOKE = config_path("mnist_vae") + ":smoke"
 
@@ -61,6 +68,38 @@ def test_importance_weighted_bound_is_above_the_elbo_and_tightens_with_k():
   assert np.mean(one_sample) == pytest.approx(expected_elbo, abs=0.4)
   assert expected_elbo < bounds[1] < bounds[2] < bounds[3]
   assert bounds[3] - expected_elbo > 1.0  # a real gap, not noise
+
+
+def test_beta_weighs_the_kl_and_pulls_codes_to_the_prior():
+  model = build_model({"name": "vae_mlp", "latent_dim": 4, "hidden": 32}, image_shape=(8, 8, 1))
+  x = np.random.default_rng(0).random((64, 8, 8, 1)).astype(np.float32)
+  params = jax.jit(model.init)(jax.random.PRNGKey(1), x[:1], jax.random.PRNGKey(2))["params"]
+  state = types.SimpleNamespace(apply_fn=model.apply)
+  batch, rng = {"image": x}, jax.random.PRNGKey(3)
+  elbo_loss, (metrics, _) = make_vae_loss()(params, state, batch, rng, True)
+  beta_loss, (beta_metrics, _) = make_vae_loss(4.0)(params, state, batch, rng, True)
+  assert float(elbo_loss) == pytest.approx(float(metrics["recon"] + metrics["kl"]), rel=1e-6)
+  assert float(beta_loss - elbo_loss) == pytest.approx(3.0 * float(metrics["kl"]), rel=1e-5)
+  for term in ("recon", "kl"):  # the same terms, weighed differently
+    assert float(beta_metrics[term]) == pytest.approx(float(metrics[term]))
+
+  def trained_kl(beta):  # 50 Adam steps on the batch, then the KL of its codes
+    loss = make_vae_loss(beta)
+    tx = optax.adam(3e-3)
+
+    @jax.jit
+    def step(carry, key):
+      p, opt = carry
+      grads = jax.grad(lambda q: loss(q, state, batch, key, True)[0])(p)
+      updates, opt = tx.update(grads, opt, p)
+      return (optax.apply_updates(p, updates), opt), None
+
+    keys = jax.random.split(jax.random.PRNGKey(4), 50)
+    (p, _), _ = jax.lax.scan(step, (params, tx.init(params)), keys)
+    return float(loss(p, state, batch, rng, False)[1][0]["kl"])
+
+  kl_elbo, kl_beta = trained_kl(1.0), trained_kl(8.0)
+  assert kl_beta < 0.5 * kl_elbo
 
 
 def test_smoke_config_end_to_end_and_generate_images(tmp_path):
@@ -112,6 +151,7 @@ def test_latent_dim_below_one_is_a_one_line_error_and_workdir_is_kept(tmp_path):
   "overrides,message",
   [
     ({"dataset": "cifar10"}, r"shape \[H, W, 1\].*\[32, 32, 3\]"),
+    ({"beta": -1.0}, r"beta=-1.0: the KL weight .* >= 0"),
     (
       {"model.name": "vae_conv", "model.features": (4, 4, 4, 4)},
       "multiples of 16, got shape \\(8, 8, 1\\)",

@@ -58,14 +58,20 @@ def binarize(rng, images):
   return jax.random.bernoulli(rng, images).astype(images.dtype)
 
 
-def vae_loss(params, state, batch, rng, train):
-  """The mean negative ELBO of the batch; training binarizes the batch with part of `rng`."""
-  binarize_rng, z_rng = jax.random.split(rng)
-  x = binarize(binarize_rng, batch["image"]) if train else batch["image"]
-  logits, mean, logvar = state.apply_fn({"params": params}, x, z_rng)
-  recon = -bernoulli_log_likelihood(logits, x)
-  kl = gaussian_kl(mean, logvar)
-  return jnp.mean(recon + kl), ({"recon": jnp.mean(recon), "kl": jnp.mean(kl)}, None)
+def make_vae_loss(beta: float = 1.0):
+  """The loss (the step API's signature) whose value is the batch's mean `recon + beta * kl`:
+  the negative ELBO at beta = 1; beta > 1 weighs the KL more (the beta-VAE of Higgins et al.,
+  2017), beta < 1 less. Training binarizes the batch with part of `rng`."""
+
+  def vae_loss(params, state, batch, rng, train):
+    binarize_rng, z_rng = jax.random.split(rng)
+    x = binarize(binarize_rng, batch["image"]) if train else batch["image"]
+    logits, mean, logvar = state.apply_fn({"params": params}, x, z_rng)
+    recon = -bernoulli_log_likelihood(logits, x)
+    kl = gaussian_kl(mean, logvar)
+    return jnp.mean(recon + beta * kl), ({"recon": jnp.mean(recon), "kl": jnp.mean(kl)}, None)
+
+  return vae_loss
 
 
 def iw_log_likelihood(apply_fn, params, x, rng, num_samples: int):
@@ -122,6 +128,11 @@ def _check_image_shape(image_shape, dataset: str):
 def build_experiment(config, mesh) -> Experiment:
   data = load_image_dataset(config.dataset, config.data_dir or None, config.tfds_download)
   _check_image_shape(data.image_shape, config.dataset)
+  if not config.beta >= 0:
+    raise DljaxError(
+      f"beta={config.beta}: the KL weight of the VAE loss must be >= 0 (1: the ELBO); "
+      f"set --config.beta"
+    )
   if config.iw_samples < 1:
     raise DljaxError(
       f"iw_samples={config.iw_samples}: the importance-weighted bound needs at "
@@ -146,7 +157,7 @@ def build_experiment(config, mesh) -> Experiment:
   ).astype(np.float32)
   elbo_batches = eval_batches({"image": test_images}, config.eval_batch_size, mesh)
   iw_batches = eval_batches({"image": test_images}, config.iw_batch_size, mesh, "iw_batch_size")
-  eval_step = make_eval_step(vae_loss)
+  eval_step = make_eval_step(make_vae_loss())  # beta = 1: the test figure is the ELBO itself
   iw_step = make_eval_step(make_iw_loss(config.iw_samples))
   eval_rng = jax.random.PRNGKey(config.seed + 1)
   fid_scorer, fid_floor_extras = make_sample_scorer(config.fid_classifier_workdir, data)
@@ -176,7 +187,9 @@ def build_experiment(config, mesh) -> Experiment:
 
   return Experiment(
     init_state=init_state,
-    train_step=make_train_step(vae_loss, train_data.batch, steps_per_call=config.steps_per_call),
+    train_step=make_train_step(
+      make_vae_loss(config.beta), train_data.batch, steps_per_call=config.steps_per_call
+    ),
     feed=train_data.feed,
     evaluate=evaluate,
     num_steps=num_steps,

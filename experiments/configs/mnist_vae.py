@@ -20,6 +20,9 @@ def get_config(variant: str = ""):
   c.num_epochs = 80  # passes over the training images (num_steps = 0 derives the steps from it)
   c.eval_every_steps = 1240  # figures and test ELBO every 20 epochs of mnist5k (62 steps each)
   c.eval_batch_size = 500  # test images per ELBO evaluation batch
+  # Weight of the KL term in the training loss: 1 trains on the ELBO; > 1 is a beta-VAE (codes
+  # closer to the prior, blurrier reconstructions). Evaluations always report the ELBO (beta 1).
+  c.beta = 1.0
   c.iw_samples = 1000  # k of the importance-weighted bound nll_iw (final evaluation only)
   c.iw_batch_size = 10  # test images per nll_iw batch: iw_batch_size * iw_samples decoder passes
   c.test_binarization_seed = 0  # the one fixed binarization of the test set, shared by all runs
