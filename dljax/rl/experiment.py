@@ -66,7 +66,9 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
     train_step = chunk_train_step(agent, s, seed_sharding(s, mesh))
     seed_returns = jax_seed_returns(agent, s, config.eval_episodes)
 
-  evaluate, warm_up = make_evaluate(seed_returns, jax.random.split(eval_root, s.num_seeds))
+  evaluate, warm_up, last_returns = make_evaluate(
+    seed_returns, jax.random.split(eval_root, s.num_seeds)
+  )
 
   def plot_returns(runners, step, workdir):
     del runners, step
@@ -80,7 +82,10 @@ def build_experiment(config, mesh, task: str, make_agent: Callable[[Any, Setup],
     )
 
   def final_extras(runners, chunks_run, seconds):
-    extras = {"env_steps": int(distributed.fetch(runners.updates)[0]) * s.steps_per_update}
+    extras = {
+      "env_steps": int(distributed.fetch(runners.updates)[0]) * s.steps_per_update,
+      "seed_returns": last_returns(),  # seed order: --config.seed's set, 0..num_seeds-1
+    }
     # The env steps of all seeds in this invocation per second of its training; a rerun of a
     # finished run steps nothing and reports no rate (0.0 would read as a figure).
     if chunks_run:
