@@ -4,11 +4,13 @@
   python -m benchmarks.race --race cartpole_ppo --pairs 2
 
 The peers are the ones in ../shared/peers (`--peers`); their `peers-env.sh` builds their
-virtual environments the first time. Each repetition runs the peer, then dljax's `experiments.train` on the matching config, each as a
+virtual environments the first time. Each repetition runs the peer, then dljax's
+`experiments.train` on the matching config exactly as the README has a user type it, each as a
 whole command timed from process start to exit (nanoGPT: its `train.py` process, as its wrapper
-reports it; the data preparation before it is not counted). Printed and written per repetition:
-both wall times, both quality figures and the ratio dljax / peer. The absolute times move with the
-machine and its load; the ratio of a back-to-back pair is the claim.
+reports it; the data preparation before it is not counted). Both run in a user's environment,
+without the caller's JAX_/XLA_/thread variables: so with a cold compilation cache. Printed and
+written per repetition: both wall times, both quality figures and the ratio dljax / peer. The
+absolute times move with the machine and its load; the ratio of a back-to-back pair is the claim.
 
 | race | dljax | peer | quality figure of each |
 |---|---|---|---|
@@ -70,23 +72,39 @@ def peer_command(race: str, python: str, peers: str, corpus: str) -> list[str]:
 
 
 def dljax_command(race: str, workdir: str, corpus: str, overrides: list[str]) -> list[str]:
+  """dljax's side exactly as a user types it (README's command, in the repo root): no flag the
+  README's command lacks, such as --config.quiet."""
   command = [
     sys.executable,
     "-m",
     "experiments.train",
-    f"--config={os.path.join(REPO, 'experiments', 'configs', RACES[race].config)}",
-    f"--workdir={workdir}",
-    "--config.quiet=True",
+    "--config",
+    f"experiments/configs/{RACES[race].config}",
+    "--workdir",
+    workdir,
   ]
   if race == "shakespeare_gpt":
     command.append(f"--config.dataset=text:{corpus}")
   return command + [f"--config.{o}" for o in overrides]
 
 
+# Settings a user's shell does not have, which a caller (a test session, a tuned shell) may have
+# exported: a persistent compilation cache (a warm one skips compiling, most of a short run),
+# XLA flags and thread counts. Both sides run without them, so a race is the cold-cache default.
+CALLER_SETTINGS = ("JAX_", "XLA_", "DLJAX_", "TF_", "OMP_", "MKL_", "OPENBLAS_")
+
+
+def user_environment() -> dict[str, str]:
+  return {k: v for k, v in os.environ.items() if not k.startswith(CALLER_SETTINGS)}
+
+
 def timed(command: list[str]) -> tuple[float, str]:
-  """Runs `command` from the repo root; its wall time (start to exit) and stdout."""
+  """Runs `command` from the repo root in a user's environment (`user_environment`); its wall
+  time (start to exit) and stdout."""
   start = time.perf_counter()
-  proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+  proc = subprocess.run(
+    command, cwd=REPO, env=user_environment(), capture_output=True, text=True, check=False
+  )
   seconds = time.perf_counter() - start
   if proc.returncode:
     raise DljaxError(f"{' '.join(command)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
