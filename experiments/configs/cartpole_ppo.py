@@ -7,12 +7,8 @@ half its gradient arithmetic per update: 2 epochs of 8 minibatches instead of 4 
 for 3e5 env steps per seed instead of 5e5. Other envs: --config.env=Acrobot-v1, or
 --config.env=gym:CartPole-v1 --config.num_seeds=1 for the gymnasium bridge. Variant `smoke` runs
 in seconds (tests).
-Measured on a 2-core CPU (jax 0.10.2) shared with other jobs (load 11-21): every seed 500 (greedy,
-10 episodes) at --config.seed=0, 1 and 2, on 2 and on 1 devices; ~17-19 s of CPU time per run on
-2 devices (~15.5 s on 1) against 28.8 s for PureJaxRL's 8 seeds (the old settings, 5e5 steps of
-4x4 epochs, take 16.3 instead of 9.6 ms of CPU per update). Compiling the init (~2 s of CPU) and
-the chunk (~4.2 s) comes first; the evaluation's compile (~1 s), matplotlib's import and the
-finiteness check's compile run beside the chunks (the loop's warm-up), off the run's end.
+Its measured returns, times and race against PureJaxRL: README's results table
+(`python -m benchmarks.reproduce --rows cartpole_ppo --races`).
 """
 
 from dljax.config import apply_variant
