@@ -480,16 +480,17 @@ def main(argv):
       for seed in seeds:
         records.append(run_seed(name, seed, _RUNS.value))
         print(f"{name} seed {seed}: {json.dumps(records[-1]['final'])}", flush=True)
-      old_race = results["rows"].get(name, {}).get("race")
-      race = (
-        run_race(row.race, row.race_pairs, _OUT.value) if row.race and _RACES.value else old_race
-      )
+      race = run_race(row.race, row.race_pairs, _OUT.value) if row.race and _RACES.value else None
+      # Read again just before writing: another reproduce may have added rows meanwhile. Written
+      # after every row, so an interrupted run keeps the rows done.
+      results = load_results(path)
+      race = race or results["rows"].get(name, {}).get("race")
       results["rows"][name] = {
         "records": records,
         "race": race,
         "figures": figures(name, records, race),
       }
-      with open(path, "w") as f:  # after every row: an interrupted run keeps the rows done
+      with open(path, "w") as f:
         json.dump(results, f, indent=1)
       print(f"{name}: {result_cell(name, results['rows'][name]['figures'])}", flush=True)
   write_pages(results, _README.value)
