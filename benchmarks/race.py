@@ -24,6 +24,7 @@ the episodes that ended in its last update, under the stochastic policy.)
 import dataclasses
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -98,17 +99,20 @@ def user_environment() -> dict[str, str]:
   return {k: v for k, v in os.environ.items() if not k.startswith(CALLER_SETTINGS)}
 
 
-def timed(command: list[str]) -> tuple[float, str]:
+def timed(command: list[str]) -> tuple[float, float, str]:
   """Runs `command` from the repo root in a user's environment (`user_environment`); its wall
-  time (start to exit) and stdout."""
+  time (start to exit), CPU time (user + sys of it and its children) and stdout."""
+  before = resource.getrusage(resource.RUSAGE_CHILDREN)
   start = time.perf_counter()
   proc = subprocess.run(
     command, cwd=REPO, env=user_environment(), capture_output=True, text=True, check=False
   )
   seconds = time.perf_counter() - start
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
   if proc.returncode:
     raise DljaxError(f"{' '.join(command)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-  return seconds, proc.stdout
+  return seconds, cpu, proc.stdout
 
 
 def last_json_line(stdout: str) -> dict:
@@ -163,16 +167,20 @@ def main(argv):
   pairs = []
   for repeat in range(_REPEATS.value):
     load = os.getloadavg()
-    peer_s, peer_out = timed(peer_command(race, python, _PEERS.value, _CORPUS.value))
+    peer_s, peer_cpu, peer_out = timed(peer_command(race, python, _PEERS.value, _CORPUS.value))
     peer = last_json_line(peer_out)
     peer_s = peer.get("wall_s", peer_s) if race == "shakespeare_gpt" else peer_s
     with tempfile.TemporaryDirectory(prefix="race-") as workdir:
-      dljax_s, _ = timed(dljax_command(race, workdir, _CORPUS.value, _OVERRIDES.value))
+      dljax_s, dljax_cpu, _ = timed(dljax_command(race, workdir, _CORPUS.value, _OVERRIDES.value))
       with open(os.path.join(workdir, "summary.json")) as f:
         dljax_final = json.load(f)["final"]
     pairs.append(
       {
         **pair_result(race, dljax_s, dljax_final, peer_s, peer),
+        # CPU time of the whole commands (nanoGPT's includes its data preparation): a run that
+        # needs both cores to be fast shows it here, and slows down on a busy machine.
+        "dljax_cpu_s": round(dljax_cpu, 2),
+        "peer_cpu_s": round(peer_cpu, 2),
         "load_average_before": [round(x, 2) for x in load],
       }
     )
