@@ -35,6 +35,7 @@ import time
 
 from absl import flags
 
+from benchmarks.race import RACES
 from dljax import cli
 from dljax.errors import DljaxError
 
@@ -72,6 +73,7 @@ class Row:
   seeds: tuple[int, ...] = (0,)  # --config.seed of each run (an RL run vmaps several seeds)
   flags: tuple[str, ...] = ()  # more flags; "{run:ROW}" stands for ROW's first seed's workdir
   race: str = ""  # benchmarks.race's race for this row ("" = none)
+  peer: str = ""  # the race's peer, as the table names it
   race_pairs: int = 2
   not_run: str = ""  # why this machine cannot run it (then the row is never run)
 
@@ -101,6 +103,7 @@ ROWS = {
     (Metric("val_loss", "val loss"),),
     flags=(f"--config.dataset={CORPUS}",),
     race="shakespeare_gpt",
+    peer="nanoGPT",
   ),
   "shakespeare_lstm_cpu": Row(
     "shakespeare_lstm.py:cpu",
@@ -120,6 +123,7 @@ ROWS = {
     (Returns(475),),
     seeds=(0, 1, 2),
     race="cartpole_ppo",
+    peer="PureJaxRL",
     race_pairs=3,
   ),
   "pendulum_ppo": Row(
@@ -317,6 +321,12 @@ def figures(name: str, records: list[dict], race: dict | None) -> dict:
     out["race_dljax_wall_s"] = [p["dljax_wall_s"] for p in race["pairs"]]
     out["race_peer_wall_s"] = [p["peer_wall_s"] for p in race["pairs"]]
     out["race_load_before"] = [p["load_average_before"][0] for p in race["pairs"]]
+    out["race_dljax_cpu_s"] = [p.get("dljax_cpu_s") for p in race["pairs"]]
+    out["race_peer_cpu_s"] = [p.get("peer_cpu_s") for p in race["pairs"]]
+    quality = RACES[row.race].quality
+    out["race_quality"] = quality
+    out["race_dljax_quality"] = [p[f"dljax_{quality}"] for p in race["pairs"]]
+    out["race_peer_quality"] = [p[f"peer_{quality}"] for p in race["pairs"]]
   return out
 
 
@@ -354,16 +364,24 @@ def result_cell(name: str, fig: dict) -> str:
   return "; ".join(parts)
 
 
-def wall_cell(fig: dict, race: dict | None) -> str:
+def wall_cell(name: str, fig: dict, race: dict | None) -> str:
   cell = (
     f"{_joined(fig['wall_s'], '{:.1f}')} s (CPU {_joined(fig['cpu_s'], '{:.1f}')} s; "
     f"{_load_range(fig['load_before'])})"
   )
   if race:
+    cpu = ""
+    if None not in fig["race_dljax_cpu_s"]:
+      cpu = (
+        f"; CPU {_joined(fig['race_dljax_cpu_s'], '{:.1f}')} s against "
+        f"{_joined(fig['race_peer_cpu_s'], '{:.1f}')} s"
+      )
     cell += (
-      f"; race: **{_joined(fig['race_ratios'], '{:.2f}x')}** the peer "
+      f"; race: **{_joined(fig['race_ratios'], '{:.2f}x')}** {ROWS[name].peer}'s wall time "
       f"({_joined(fig['race_dljax_wall_s'], '{:.1f}')} s against "
-      f"{_joined(fig['race_peer_wall_s'], '{:.1f}')} s, {_load_range(fig['race_load_before'])}; "
+      f"{_joined(fig['race_peer_wall_s'], '{:.1f}')} s{cpu}; {fig['race_quality']} "
+      f"{_joined(fig['race_dljax_quality'], '{:.4g}')} against "
+      f"{_joined(fig['race_peer_quality'], '{:.4g}')}; {_load_range(fig['race_load_before'])}; "
       f"`{race['command']}`)"
     )
   return cell
@@ -386,7 +404,7 @@ def table(results: dict) -> str:
     fig = entry["figures"]
     lines.append(
       f"| {config} | {row.what} | {result_cell(name, fig)} | "
-      f"{wall_cell(fig, entry.get('race'))} | {fig['step_time_ms']:.1f} ms |"
+      f"{wall_cell(name, fig, entry.get('race'))} | {fig['step_time_ms']:.1f} ms |"
     )
   machines = sorted(
     {
