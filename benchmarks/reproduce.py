@@ -514,6 +514,14 @@ def main(argv):
       with open(path, "w") as f:
         json.dump(results, f, indent=1)
       print(f"{name}: {result_cell(name, results['rows'][name]['figures'])}", flush=True)
+  results = load_results(path)
+  # The figures derive from the records and races: recomputed, so that a change to how they are
+  # shown needs no rerun.
+  for name, entry in results["rows"].items():
+    entry["figures"] = figures(name, entry["records"], entry["race"])
+  if results["rows"]:
+    with open(path, "w") as f:
+      json.dump(results, f, indent=1)
   write_pages(results, _README.value)
   print(table(results))
 
