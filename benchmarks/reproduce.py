@@ -74,6 +74,7 @@ class Row:
   flags: tuple[str, ...] = ()  # more flags; "{run:ROW}" stands for ROW's first seed's workdir
   race: str = ""  # benchmarks.race's race for this row ("" = none)
   peer: str = ""  # the race's peer, as the table names it
+  step: str = ""  # what the loop's step is when not one update (RL: a chunk of updates)
   race_pairs: int = 2
   not_run: str = ""  # why this machine cannot run it (then the row is never run)
 
@@ -122,6 +123,7 @@ ROWS = {
     "vmapped per run, runs at `--config.seed` 0, 1, 2",
     (Returns(475),),
     seeds=(0, 1, 2),
+    step="chunk",
     race="cartpole_ppo",
     peer="PureJaxRL",
     race_pairs=3,
@@ -132,6 +134,7 @@ ROWS = {
     "runs at `--config.seed` 0, 1, 2",
     (Returns(),),
     seeds=(0, 1, 2),
+    step="chunk",
   ),
   "cartpole_dqn": Row(
     "cartpole_dqn.py",
@@ -139,6 +142,7 @@ ROWS = {
     "runs at `--config.seed` 0, 1, 2",
     (Returns(475),),
     seeds=(0, 1, 2),
+    step="chunk",
   ),
   "mnist_vae": Row(
     "mnist_vae.py",
@@ -404,7 +408,7 @@ def table(results: dict) -> str:
     fig = entry["figures"]
     lines.append(
       f"| {config} | {row.what} | {result_cell(name, fig)} | "
-      f"{wall_cell(name, fig, entry.get('race'))} | {fig['step_time_ms']:.1f} ms |"
+      f"{wall_cell(name, fig, entry.get('race'))} | {fig['step_time_ms']:.1f} ms{f' per {row.step}' if row.step else ''} |"
     )
   machines = sorted(
     {
