@@ -10,7 +10,8 @@ experiments/configs/NAME.py[:VARIANT] --workdir DIR --config.seed=S [flags]`, ti
 process (wall and CPU time); its record keeps every final metric of its summary.json, its step and
 compile times and the machine (CPU model, cores, jax version, load average before and after).
 `--rows` reruns only those rows and merges them into an existing results.json, keeping the others;
-a row's race (`benchmarks.race`, back to back with its peer) runs with `--races`.
+a row's race (`benchmarks.race`, back to back with its peer) runs with `--races` (without it,
+the row keeps the race it had).
 
 The README's table sits between `<!-- results table -->` and `<!-- /results table -->`; a result
 quoted on a docs page is written `<!-- result ROW.FIGURE -->VALUE<!-- /result -->` and filled from
@@ -486,10 +487,24 @@ def needed_rows(name: str) -> list[str]:
   return [m for flag in ROWS[name].flags for m in re.findall(r"\{run:(\w+)\}", flag)]
 
 
+def store(path: str, name: str, records: list[dict], race: dict | None):
+  """Merges row `name` into results.json as it is now (another reproduce may have added rows),
+  keeping its earlier race unless given a new one; after every row, so that an interrupted
+  reproduce keeps the rows done."""
+  results = load_results(path)
+  race = race or results["rows"].get(name, {}).get("race")
+  results["rows"][name] = {
+    "records": records,
+    "race": race,
+    "figures": figures(name, records, race),
+  }
+  with open(path, "w") as f:
+    json.dump(results, f, indent=1)
+
+
 def main(argv):
   del argv
   path = os.path.join(_OUT.value, "results.json")
-  results = load_results(path)
   if not _TABLE_ONLY.value:
     names = rows_to_run(_ROWS.value)
     os.makedirs(_OUT.value, exist_ok=True)
@@ -505,18 +520,10 @@ def main(argv):
       for seed in seeds:
         records.append(run_seed(name, seed, _RUNS.value))
         print(f"{name} seed {seed}: {json.dumps(records[-1]['final'])}", flush=True)
-      race = run_race(row.race, row.race_pairs, _OUT.value) if row.race and _RACES.value else None
-      # Read again just before writing: another reproduce may have added rows meanwhile. Written
-      # after every row, so an interrupted run keeps the rows done.
+      store(path, name, records, None)  # before the race: a failed race keeps the runs
+      if row.race and _RACES.value:
+        store(path, name, records, run_race(row.race, row.race_pairs, _OUT.value))
       results = load_results(path)
-      race = race or results["rows"].get(name, {}).get("race")
-      results["rows"][name] = {
-        "records": records,
-        "race": race,
-        "figures": figures(name, records, race),
-      }
-      with open(path, "w") as f:
-        json.dump(results, f, indent=1)
       print(f"{name}: {result_cell(name, results['rows'][name]['figures'])}", flush=True)
   results = load_results(path)
   # The figures derive from the records and races: recomputed, so that a change to how they are
