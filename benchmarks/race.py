@@ -4,11 +4,13 @@
   python -m benchmarks.race --race cartpole_ppo --pairs 2
 
 The peers are the ones in ../shared/peers (`--peers`); their `peers-env.sh` builds their
-virtual environments the first time. Each repetition runs the peer, then dljax's `experiments.train` on the matching config, each as a
+virtual environments the first time. Each repetition runs the peer, then dljax's
+`experiments.train` on the matching config exactly as the README has a user type it, each as a
 whole command timed from process start to exit (nanoGPT: its `train.py` process, as its wrapper
-reports it; the data preparation before it is not counted). Printed and written per repetition:
-both wall times, both quality figures and the ratio dljax / peer. The absolute times move with the
-machine and its load; the ratio of a back-to-back pair is the claim.
+reports it; the data preparation before it is not counted). Both run in a user's environment,
+without the caller's JAX_/XLA_/thread variables: so with a cold compilation cache. Printed and
+written per repetition: both wall times, both quality figures and the ratio dljax / peer. The
+absolute times move with the machine and its load; the ratio of a back-to-back pair is the claim.
 
 | race | dljax | peer | quality figure of each |
 |---|---|---|---|
@@ -22,6 +24,7 @@ the episodes that ended in its last update, under the stochastic policy.)
 import dataclasses
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,27 +73,46 @@ def peer_command(race: str, python: str, peers: str, corpus: str) -> list[str]:
 
 
 def dljax_command(race: str, workdir: str, corpus: str, overrides: list[str]) -> list[str]:
+  """dljax's side exactly as a user types it (README's command, in the repo root): no flag the
+  README's command lacks, such as --config.quiet."""
   command = [
     sys.executable,
     "-m",
     "experiments.train",
-    f"--config={os.path.join(REPO, 'experiments', 'configs', RACES[race].config)}",
-    f"--workdir={workdir}",
-    "--config.quiet=True",
+    "--config",
+    f"experiments/configs/{RACES[race].config}",
+    "--workdir",
+    workdir,
   ]
   if race == "shakespeare_gpt":
     command.append(f"--config.dataset=text:{corpus}")
   return command + [f"--config.{o}" for o in overrides]
 
 
-def timed(command: list[str]) -> tuple[float, str]:
-  """Runs `command` from the repo root; its wall time (start to exit) and stdout."""
+# Settings a user's shell does not have, which a caller (a test session, a tuned shell) may have
+# exported: a persistent compilation cache (a warm one skips compiling, most of a short run),
+# XLA flags and thread counts. Both sides run without them, so a race is the cold-cache default.
+CALLER_SETTINGS = ("JAX_", "XLA_", "DLJAX_", "TF_", "OMP_", "MKL_", "OPENBLAS_")
+
+
+def user_environment() -> dict[str, str]:
+  return {k: v for k, v in os.environ.items() if not k.startswith(CALLER_SETTINGS)}
+
+
+def timed(command: list[str]) -> tuple[float, float, str]:
+  """Runs `command` from the repo root in a user's environment (`user_environment`); its wall
+  time (start to exit), CPU time (user + sys of it and its children) and stdout."""
+  before = resource.getrusage(resource.RUSAGE_CHILDREN)
   start = time.perf_counter()
-  proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+  proc = subprocess.run(
+    command, cwd=REPO, env=user_environment(), capture_output=True, text=True, check=False
+  )
   seconds = time.perf_counter() - start
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
   if proc.returncode:
     raise DljaxError(f"{' '.join(command)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-  return seconds, proc.stdout
+  return seconds, cpu, proc.stdout
 
 
 def last_json_line(stdout: str) -> dict:
@@ -145,16 +167,20 @@ def main(argv):
   pairs = []
   for repeat in range(_REPEATS.value):
     load = os.getloadavg()
-    peer_s, peer_out = timed(peer_command(race, python, _PEERS.value, _CORPUS.value))
+    peer_s, peer_cpu, peer_out = timed(peer_command(race, python, _PEERS.value, _CORPUS.value))
     peer = last_json_line(peer_out)
     peer_s = peer.get("wall_s", peer_s) if race == "shakespeare_gpt" else peer_s
     with tempfile.TemporaryDirectory(prefix="race-") as workdir:
-      dljax_s, _ = timed(dljax_command(race, workdir, _CORPUS.value, _OVERRIDES.value))
+      dljax_s, dljax_cpu, _ = timed(dljax_command(race, workdir, _CORPUS.value, _OVERRIDES.value))
       with open(os.path.join(workdir, "summary.json")) as f:
         dljax_final = json.load(f)["final"]
     pairs.append(
       {
         **pair_result(race, dljax_s, dljax_final, peer_s, peer),
+        # CPU time of the whole commands (nanoGPT's includes its data preparation): a run that
+        # needs both cores to be fast shows it here, and slows down on a busy machine.
+        "dljax_cpu_s": round(dljax_cpu, 2),
+        "peer_cpu_s": round(peer_cpu, 2),
         "load_average_before": [round(x, 2) for x in load],
       }
     )

@@ -222,6 +222,20 @@ MUTATIONS = [
     "return jnp.mean(recon + kl)",
     ("tests/test_vae.py::test_beta_weighs_the_kl_and_pulls_codes_to_the_prior",),
   ),
+  Mutation(
+    "reproduce-counts-seeds-above-not-at-the-threshold",
+    "benchmarks/reproduce.py",
+    "sum(x >= show.threshold for x in returns)",
+    "sum(x > show.threshold for x in returns)",
+    ("tests/test_reproduce.py::test_rl_figures_count_the_seeds_at_the_threshold",),
+  ),
+  Mutation(
+    "race-keeps-the-callers-compilation-cache",
+    "benchmarks/race.py",
+    "if not k.startswith(CALLER_SETTINGS)",
+    "if not k.startswith(CALLER_SETTINGS[1:])",
+    ("tests/test_race.py::test_races_run_without_the_callers_cache_and_xla_settings",),
+  ),
 ]
 
 

@@ -40,13 +40,23 @@ def test_peer_python_is_what_peers_env_sets(tmp_path):
 def test_dljax_command_runs_the_race_config_with_overrides():
   command = race.dljax_command("shakespeare_gpt", "/w", "/corpus.txt", ["num_steps=10"])
   assert command[1:3] == ["-m", "experiments.train"]
-  assert command[3].endswith("experiments/configs/shakespeare_gpt.py:cpu")
-  assert command[4:] == [
-    "--workdir=/w",
-    "--config.quiet=True",
+  assert command[3:] == [
+    "--config",
+    "experiments/configs/shakespeare_gpt.py:cpu",
+    "--workdir",
+    "/w",
     "--config.dataset=text:/corpus.txt",
     "--config.num_steps=10",
   ]
+
+
+def test_races_run_without_the_callers_cache_and_xla_settings(monkeypatch):
+  monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/warm")
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+  monkeypatch.setenv("HOME_LIKE", "kept")
+  env = race.user_environment()
+  assert "JAX_COMPILATION_CACHE_DIR" not in env and "XLA_FLAGS" not in env
+  assert env["HOME_LIKE"] == "kept"
 
 
 def test_unknown_race_is_a_one_line_error():

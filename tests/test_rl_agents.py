@@ -90,10 +90,19 @@ def test_smoke_variant_trains_end_to_end(tmp_path, config):
   assert {
     "mean_return",
     "min_seed_return",
+    "median_seed_return",
     "max_seed_return",
+    "seed_returns",
     "env_steps",
     "env_steps_per_s",
   } == set(final)
+  # Every seed's return, in seed order: what the across-seed figures summarise.
+  returns = final["seed_returns"]
+  assert len(returns) == summary["config"]["num_seeds"]
+  assert (min(returns), max(returns)) == pytest.approx(
+    (final["min_seed_return"], final["max_seed_return"]), abs=0.01
+  )
+  assert final["median_seed_return"] == pytest.approx(float(np.median(returns)), abs=0.01)
   assert final["env_steps"] == summary["config"]["total_env_steps"]  # whole updates in smoke
   # All seeds' env steps over the training time (compilation excluded, unlike the wall time).
   all_steps = final["env_steps"] * summary["config"]["num_seeds"]

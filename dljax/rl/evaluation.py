@@ -60,10 +60,13 @@ def host_seed_returns(agent: Agent, env_name: str, num_episodes: int, seed: int)
 
 
 def make_evaluate(seed_returns, keys, on_host: bool):
-  """The loop's `evaluate(runners)`: the seeds' mean returns summarised across seeds; and its
+  """The loop's `evaluate(runners)`: the seeds' mean returns summarised across seeds; its
   `warm_up(abstract runners)`, which compiles jitted `seed_returns` ahead (None when `on_host`:
-  host rollouts have nothing to compile ahead)."""
+  host rollouts have nothing to compile ahead); and `last_returns()`, every seed's return from the
+  latest evaluation (for `summary.json`, where a distribution over many seed sets is assembled
+  from them)."""
   compiled = {"seed_returns": seed_returns}
+  last = {"returns": []}
 
   def warm_up(abstract_runners):
     compiled["seed_returns"] = seed_returns.lower(abstract_runners.agent, keys).compile()
@@ -72,10 +75,12 @@ def make_evaluate(seed_returns, keys, on_host: bool):
     returns = distributed.fetch(
       compiled["seed_returns"](runners.agent, keys)
     )  # each device's seeds
+    last["returns"] = [round(float(r), 2) for r in returns]
     return {
       "mean_return": float(returns.mean()),
       "min_seed_return": float(returns.min()),
+      "median_seed_return": float(np.median(returns)),
       "max_seed_return": float(returns.max()),
     }
 
-  return evaluate, None if on_host else warm_up
+  return evaluate, None if on_host else warm_up, lambda: last["returns"]

@@ -65,7 +65,7 @@ def build_experiment(config, mesh, make_agent: Callable[[Any, Setup], Agent]):
     train_step = chunk_train_step(agent, s, seed_sharding(s, mesh))
     seed_returns = jax_seed_returns(agent, s, config.eval_episodes)
 
-  evaluate, warm_up = make_evaluate(
+  evaluate, warm_up, last_returns = make_evaluate(
     seed_returns, jax.random.split(eval_root, s.num_seeds), on_host=s.is_gym
   )
 
@@ -81,7 +81,10 @@ def build_experiment(config, mesh, make_agent: Callable[[Any, Setup], Agent]):
     )
 
   def final_extras(runners, chunks_run, seconds):
-    extras = {"env_steps": int(distributed.fetch(runners.updates)[0]) * s.steps_per_update}
+    extras = {
+      "env_steps": int(distributed.fetch(runners.updates)[0]) * s.steps_per_update,
+      "seed_returns": last_returns(),  # seed order: --config.seed's set, 0..num_seeds-1
+    }
     # The env steps of all seeds in this invocation per second of its training; a rerun of a
     # finished run steps nothing and reports no rate (0.0 would read as a figure).
     if chunks_run:

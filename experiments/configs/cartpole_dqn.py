@@ -6,8 +6,7 @@ Each update steps 16 envs 48 times into a 100,000-transition replay buffer of 5-
 per seed, then takes 128 gradient steps on minibatches of 64, each moving the target network 0.5%
 of the way to the online one; the learning rate anneals to 0, which keeps the final greedy policy
 from drifting. Variant `smoke` runs in seconds (tests).
-Measured on a 2-core CPU (jax 0.10.2): mean final return 500.0, every one of the 8 seeds 500,
-299,520 env steps per seed, 58 s wall time (compile 3.7 s).
+Its measured returns and times: README's results table (`python -m benchmarks.reproduce`).
 """
 
 from dljax.config import apply_variant

@@ -4,15 +4,11 @@
 
 PureJaxRL's PPO (4 envs x 128 steps per update, clipped objective, GAE, lr annealed to 0) with
 half its gradient arithmetic per update: 2 epochs of 8 minibatches instead of 4 of 4, at lr 5e-4,
-for 3e5 env steps per seed instead of 5e5. Other envs: --config.env=Acrobot-v1, or
+for 399,360 env steps per seed instead of 5e5. Other envs: --config.env=Acrobot-v1, or
 --config.env=gym:CartPole-v1 --config.num_seeds=1 for the gymnasium bridge. Variant `smoke` runs
 in seconds (tests).
-Measured on a 2-core CPU (jax 0.10.2) shared with other jobs (load 11-21): every seed 500 (greedy,
-10 episodes) at --config.seed=0, 1 and 2, on 2 and on 1 devices; ~17-19 s of CPU time per run on
-2 devices (~15.5 s on 1) against 28.8 s for PureJaxRL's 8 seeds (the old settings, 5e5 steps of
-4x4 epochs, take 16.3 instead of 9.6 ms of CPU per update). Compiling the init (~2 s of CPU) and
-the chunk (~4.2 s) comes first; the evaluation's compile (~1 s), matplotlib's import and the
-finiteness check's compile run beside the chunks (the loop's warm-up), off the run's end.
+Its measured returns, times and race against PureJaxRL: README's results table
+(`python -m benchmarks.reproduce --rows cartpole_ppo --races`).
 """
 
 from dljax.config import apply_variant
@@ -28,15 +24,14 @@ def get_config(variant: str = ""):
   c.rollout_steps = 128
   # PureJaxRL's updates cost their gradient arithmetic (XLA:CPU, 8 seeds: ~0.8 us per sample
   # and epoch, ~1 us per sample for the rollout), so: 2 epochs of 8 minibatches (its 16 gradient
-  # steps per update for half the arithmetic: 16.3 -> 9.6 ms of CPU per update) at 2x its
-  # learning rate, over 3e5 env steps instead of 5e5: every seed 500 at seeds 0, 1 and 2, as after
-  # 4e5 (which took 2 chunks and a mid-run checkpoint more: ~2.5 s of CPU). Shorter or slower runs
-  # leave a seed short (lowest of 8 seeds: 367 after 2.5e5 steps at lr 5e-4, seed=0; 465 after
-  # 2e5, seed=1; 281 after 3e5 at lr 3e-4).
-  c.total_env_steps = 300_000
-  c.chunk_updates = 65  # 9 chunks of the 585 updates
-  # Only the final checkpoint (and one on SIGINT/SIGTERM, from which a rerun resumes): the run is
-  # ~10 s; a mid-run save would add ~0.1 s of CPU (~0.5 s before saves stopped slicing arrays).
+  # steps per update for half the arithmetic) at 2x its learning rate, over 12 chunks of 65
+  # updates (399,360 env steps) instead of its 5e5: every one of 24 seeds (seed sets 0, 1, 2)
+  # then reaches 500 on 1 and on 2 devices, at -O1 and at -O3. After 9 chunks (3e5) one of the
+  # 24 stopped at 370.8 (seed set 0, 2 devices, -O1); 10 and 11 chunks were not tried.
+  c.total_env_steps = 399_360
+  c.chunk_updates = 65  # 12 chunks of the 780 updates
+  # Only the final checkpoint (and one on SIGINT/SIGTERM, from which a rerun resumes): a mid-run
+  # save would add ~0.1 s of CPU to a run of a few seconds.
   c.checkpoint_every_steps = 0
   c.ppo = ppo_config()
   c.ppo.num_epochs = 2

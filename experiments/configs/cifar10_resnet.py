@@ -5,8 +5,8 @@
 Default model ResNet-20 (0.27 M parameters, He et al. 2016's schedule shortened);
 `--config.model.name=resnet18` for ResNet-18 (11.2 M). CIFAR-10 must be prepared with TFDS
 first (the `tfds` extra). Variant `smoke` trains a ResNet-20 on the offline `digits` in seconds.
-Not trained to the end here (no CIFAR-10 offline); a ResNet-20 step of batch 128 takes 550 ms on a
-2-core CPU (benchmarks.throughput), so 90 epochs are meant for an accelerator.
+Not trained to the end here (no CIFAR-10 offline; 90 epochs are meant for an accelerator): its
+step time is in README's results table and docs/benchmarks.md (`benchmarks.throughput`).
 """
 
 from dljax.config import apply_variant, image_classification_config, make_smoke

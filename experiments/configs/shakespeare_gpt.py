@@ -8,11 +8,8 @@ Default: nanoGPT's GPU settings (6 layers, 6 heads, 384 dims, block 256, batch 6
 lr 1e-3, 5000 iterations, warmup 100, beta2 0.99). Variant `cpu`: nanoGPT's CPU model shape
 (4 layers, 4 heads, 128 dims, block 64, dropout 0) with a schedule tuned for a 2-core CPU.
 Variant `smoke`: a tiny model for a few steps (tests).
-Measured on a 2-core CPU (jax 0.10.2), `cpu` on text:../shared/data/tinyshakespeare.txt: val
-loss 1.858 after 1400 steps at --config.seed=0 and 1 (68-69 s of CPU time; on a machine shared
-with other jobs, load ~13); 1700 steps took 70 s on the quiet machine for val 1.796, where
-nanoGPT's CPU command needs 110 s for val 1.886 (`python -m benchmarks.race --race
-shakespeare_gpt` races the two).
+Its measured loss, times and race against nanoGPT: README's results table
+(`python -m benchmarks.reproduce --rows shakespeare_gpt_cpu --races`).
 """
 
 from dljax.config import apply_variant, language_model_config, language_model_smoke
