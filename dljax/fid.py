@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dljax.checkpoint import Checkpointer
@@ -99,12 +100,16 @@ class FeatureExtractor:
 
     @jax.jit
     def features(variables, batch):
-      _, state = model.apply(variables, batch, mutable=["intermediates"])
-      return state["intermediates"]["features"][0]
+      logits, state = model.apply(variables, batch, mutable=["intermediates"])
+      return state["intermediates"]["features"][0], jnp.argmax(logits, axis=-1)
 
     self._features = features
 
   def __call__(self, images) -> np.ndarray:
+    return self.features_and_classes(images)[0]
+
+  def features_and_classes(self, images) -> tuple[np.ndarray, np.ndarray]:
+    """The features [N, D] of `images` and the classifier's predicted class [N] of each."""
     images = np.asarray(images, np.float32)
     if images.ndim != 4 or images.shape[1:] != self.image_shape:
       raise DljaxError(
@@ -121,7 +126,8 @@ class FeatureExtractor:
     padded = np.zeros((-(-n // self.batch_size) * self.batch_size, *self.image_shape), np.float32)
     padded[:n] = images
     batches = padded.reshape(-1, self.batch_size, *self.image_shape)
-    return np.concatenate([np.asarray(self._features(self._variables, b)) for b in batches])[:n]
+    outputs = [self._features(self._variables, b) for b in batches]
+    return tuple(np.concatenate([np.asarray(o[i]) for o in outputs])[:n] for i in (0, 1))
 
 
 def load_feature_extractor(workdir: str, batch_size: int = 500) -> FeatureExtractor:
@@ -186,9 +192,39 @@ def fid_mnist_cnn(extractor: FeatureExtractor, images, reference_stats) -> float
   return frechet_distance(*feature_stats(extractor(images)), *reference_stats)
 
 
+def class_shares(classes, num_classes: int) -> np.ndarray:
+  """The share [num_classes] of samples the classifier assigns to each class: a generator that
+  collapses onto a few modes shows it as a smallest share far below 1 / num_classes."""
+  return np.bincount(np.asarray(classes), minlength=num_classes) / len(classes)
+
+
+class SampleScorer:
+  """`score(images) -> fid_mnist_cnn` of images [N, H, W, C] in [0, 1] against reference feature
+  statistics; `score.metrics(images)` adds the smallest and largest class shares of the same
+  images (`class_share_min`, `class_share_max`) from the same pass through the classifier."""
+
+  def __init__(self, extractor: FeatureExtractor, reference_stats, num_classes: int):
+    self.extractor = extractor
+    self.reference_stats = reference_stats
+    self.num_classes = num_classes
+
+  def __call__(self, images) -> float:
+    return fid_mnist_cnn(self.extractor, images, self.reference_stats)
+
+  def metrics(self, images) -> dict[str, float]:
+    features, classes = self.extractor.features_and_classes(images)
+    shares = class_shares(classes, self.num_classes)
+    return {
+      "fid_mnist_cnn": frechet_distance(*feature_stats(features), *self.reference_stats),
+      "class_share_min": float(shares.min()),
+      "class_share_max": float(shares.max()),
+    }
+
+
 def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable | None, Callable | None]:
-  """What a generative task needs: `score(images) -> fid_mnist_cnn` of images [N, H, W, C] in
-  [0, 1] against the train images of `data` (an ImageDataset), and the loop's `final_extras`
+  """What a generative task needs: a `SampleScorer` (`score(images) -> fid_mnist_cnn` of images
+  [N, H, W, C] in [0, 1]) against the train images of `data` (an ImageDataset), and the loop's
+  `final_extras`
   reporting the real-vs-real floor (its test images against the same statistics; score as many
   samples as it has test images). `(None, None)` when `classifier_workdir` is '' (no FID)."""
   if not classifier_workdir:
@@ -203,6 +239,6 @@ def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable | None, 
   reference = feature_stats(extractor(data.train_images))
   floor = real_vs_real_fid(extractor, data, reference)
   return (
-    lambda images: fid_mnist_cnn(extractor, images, reference),
+    SampleScorer(extractor, reference, data.num_classes),
     lambda state, steps_run, seconds: {"fid_mnist_cnn_real_vs_real": floor},
   )
