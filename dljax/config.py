@@ -145,3 +145,46 @@ def language_model_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigD
   c.eval_windows = 64
   c.sample_tokens = 40
   return make_smoke(c)
+
+
+def denoising_config() -> ml_collections.ConfigDict:
+  """Defaults shared by the diffusion and flow-matching configs (dljax.tasks.denoising)."""
+  c = base_config()
+  c.dataset = "mnist"  # grayscale or RGB images whose side the U-Net can halve (mnist5k, digits...)
+  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
+  c.tfds_download = True  # let TFDS download and prepare a missing dataset
+  c.batch_size = 128  # training images per step, split over the data mesh
+  c.ema_decay = 0.999  # the sampling network's moving average: ~1,000 steps of memory
+  c.conditional = False  # class-conditional U-Net (label embedding) trained with label dropout
+  c.label_dropout = 0.1  # conditional: share of training labels replaced by "none"
+  c.guidance_scale = 0.0  # conditional: classifier-free guidance w at sampling (0: none)
+  c.sample_steps = 10  # sampler steps of the evaluations' samples (and generate's default)
+  c.eval_images = 1000  # test images on which each evaluation reports the EMA network's loss
+  c.num_grid_samples = 64  # samples from one fixed noise batch in each evaluation's grid
+  c.num_fid_samples = 10_000  # final evaluation: samples scored by fid_mnist_cnn (as many as
+  # the test images, as the real-vs-real floor has)
+  c.sample_batch_size = 500  # images per jitted sampling call (memory: the U-Net on this batch)
+  c.fid_classifier_workdir = "runs/mnist_cnn"  # mnist_cnn run for fid_mnist_cnn ('' = no FID)
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "unet"  # dljax.models.unet
+  c.model.features = (32, 64, 64)  # channels at 28x28, 14x14, 7x7 (attention at 7x7)
+  c.model.num_res_blocks = 1  # residual blocks per level (the decoder has one more)
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 1e-3  # the small U-Net trains well at 1e-3 with warmup and decay
+  c.optimizer.warmup_steps = 100  # linear warmup: the first steps' Adam updates are erratic
+  c.optimizer.grad_clip_norm = 1.0  # as in DDPM's training
+  return c
+
+
+def denoising_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The seconds-long variant of a denoising config: a tiny U-Net on 8x8 digits, no classifier."""
+  c.dataset = "digits"  # 8x8, offline: 8 -> 4 -> 2 in the U-Net
+  c.model.features = (8, 8, 8)
+  c.batch_size = 32
+  c.eval_images = 64
+  c.num_grid_samples = 16
+  c.sample_steps = 4
+  c.fid_classifier_workdir = ""
+  make_smoke(c)
+  c.eval_every_steps = 10
+  return c

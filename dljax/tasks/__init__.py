@@ -17,6 +17,8 @@ TASKS = {
   "dqn": "dljax.rl.dqn",
   "gan": "dljax.tasks.gan",
   "vae": "dljax.tasks.vae",
+  "diffusion": "dljax.tasks.diffusion",
+  "flow_matching": "dljax.tasks.flow_matching",
 }
 
 
