@@ -81,8 +81,10 @@ def image_classification_config() -> ml_collections.ConfigDict:
   """Defaults shared by the vision configs."""
   c = base_config()
   c.task = "classification"
-  c.dataset = "mnist5k"  # dljax.data: mnist5k, digits (offline) or a TFDS name (mnist, cifar10...)
-  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
+  # dljax.data: mnist5k, digits (embedded), mnist, fashion_mnist (fetched) or cifar10 (TFDS)
+  c.dataset = "mnist5k"
+  # Fetched datasets' directory (dljax.data.idx) or TFDS's data_dir ('' = their defaults)
+  c.data_dir = ""
   c.tfds_download = True  # let TFDS download and prepare a missing dataset
   # The training images on the data mesh (dljax.data.placement): "replicated" (every device holds
   # them all; batches equal to a 1-device run's) or "sharded" (each process reads, and each of the

@@ -215,6 +215,20 @@ MUTATIONS = [
     '    chunk = train_step.calls = getattr(train_step, "calls", -1) + 1\n',
     ("tests/test_gym_bridge.py",),
   ),
+  Mutation(
+    "fetch-skips-the-pin",
+    "dljax/data/fetch.py",
+    "      if digest != pinned[f]:",
+    "      if False:",
+    ("tests/test_data.py::test_fetch_copies_files_with_the_pinned_hashes_and_refuses_others",),
+  ),
+  Mutation(
+    "idx-reads-big-endian-dims-as-little",
+    "dljax/data/idx.py",
+    'np.frombuffer(raw[4:start], ">i4")',
+    'np.frombuffer(raw[4:start], "<i4")',
+    ("tests/test_data.py::test_fetched_dataset_loads_each_split_from_its_own_files",),
+  ),
 ]
 
 

@@ -35,10 +35,11 @@ def test_smoke_variant_runs_end_to_end(name, tmp_path):
 def test_tfds_path_trains_under_mock_data(tmp_path):
   def noise_labelled_5(split):
     rng = np.random.default_rng(["train", "test"].index(split))
-    return [{"image": rng.integers(0, 256, (28, 28, 1), np.uint8), "label": 5} for _ in range(64)]
+    return [{"image": rng.integers(0, 256, (32, 32, 3), np.uint8), "label": 5} for _ in range(64)]
 
   with mock_tfds_splits(noise_labelled_5):
-    summary = train(load_config("mnist_cnn", "smoke", dataset="mnist", num_steps=4), str(tmp_path))
+    config = load_config("mnist_cnn", "smoke", dataset="cifar10", num_steps=4)
+    summary = train(config, str(tmp_path))
   # Four steps suffice to learn that every image is a 5 (loss 2.3 -> 0.06).
   assert summary["steps"] == 4 and summary["final"]["test_accuracy"] == 1.0
   assert summary["final"]["test_loss"] < 0.5

@@ -31,8 +31,8 @@ def adam_for_gans(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 def get_config(variant: str = ""):
   c = base_config()
   c.task = "gan"
-  c.dataset = "mnist5k"  # or fashion_mnist, cifar10 (TFDS)
-  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
+  c.dataset = "mnist5k"  # or fashion_mnist, mnist (fetched), cifar10 (TFDS)
+  c.data_dir = ""  # fetched datasets' directory (dljax.data.idx) or TFDS's ('' = their defaults)
   c.tfds_download = True  # let TFDS download a dataset it does not have
   c.batch_size = 64  # real images per step (and as many generated ones)
   c.num_steps = 3000  # generator updates (each step also updates the discriminator once)

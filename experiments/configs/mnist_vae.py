@@ -18,7 +18,7 @@ def get_config(variant: str = ""):
   c = base_config()
   c.task = "vae"
   c.dataset = "mnist5k"  # grayscale [H, W, 1]: mnist5k, mnist, fashion_mnist, binarized_mnist
-  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
+  c.data_dir = ""  # fetched datasets' directory (dljax.data.idx) or TFDS's ('' = their defaults)
   c.tfds_download = True  # let TFDS download and prepare a missing dataset
   c.batch_size = 64  # training images per step (more updates per epoch than 128: better in 3 min)
   c.num_epochs = 80  # passes over the training images (num_steps = 0 derives the steps from it)
