@@ -54,7 +54,7 @@ class Method:
   """A denoising generator: how it trains f and how it samples with it.
 
   loss: (f, x, rng) -> per-image losses [N], for clean images x in [-1, 1] and f(x_t, t) -> output
-    with t [N] in [0, 1].
+    with times t in [0, 1] (one per image [N], or a scalar for the whole batch).
   sample: (f, noise, rng, steps, sampler, trajectory) -> (images in [-1, 1], the states after
     each step [steps, N, ...] if `trajectory` else None).
   samplers: the sampler names `sample` takes.

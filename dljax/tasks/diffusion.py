@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
+from dljax.errors import DljaxError
 from dljax.tasks.denoising import Method, build_denoising_experiment, sample_from_checkpoint
 
 SAMPLERS = {"ddpm": 1.0, "ddim": 0.0}  # sampler name -> eta
@@ -42,6 +43,14 @@ def cosine_alpha_bars(num_timesteps: int, s: float = 0.008) -> np.ndarray:
   f = np.cos((np.arange(num_timesteps + 1) / num_timesteps + s) / (1 + s) * np.pi / 2) ** 2
   betas = np.clip(1.0 - f[1:] / f[:-1], 0.0, 0.999)
   return np.concatenate([[1.0], np.cumprod(1.0 - betas)])
+
+
+def check_steps(steps: int, num_timesteps: int):
+  if steps > num_timesteps:
+    raise DljaxError(
+      f"{steps} sampler steps exceed the {num_timesteps} timesteps of the run's schedule; "
+      f"sample with at most {num_timesteps} (--steps, --config.sample_steps)"
+    )
 
 
 def _noised(abar, x, eps):
@@ -62,8 +71,7 @@ def ddpm_loss(f, x, rng, alpha_bars: np.ndarray):
 def ddpm_sample(f, noise, rng, steps: int, sampler: str, trajectory: bool, alpha_bars: np.ndarray):
   """The DDIM update from x_T = noise over `steps` evenly spaced times (see the module doc)."""
   num_timesteps = len(alpha_bars) - 1
-  if steps > num_timesteps:
-    raise ValueError(f"steps={steps} exceeds the {num_timesteps} timesteps of the schedule")
+  check_steps(steps, num_timesteps)
   eta = SAMPLERS[sampler]
   times = np.round(np.linspace(num_timesteps, 0, steps + 1)).astype(np.int32)
   abar = jnp.asarray(alpha_bars, jnp.float32)
@@ -175,6 +183,7 @@ def sample_images(state_tree: dict, meta: dict, rng, num: int, steps=None, sampl
 
 
 def build_experiment(config, mesh):
+  check_steps(config.sample_steps, config.num_timesteps)
   method = make_method(config.num_timesteps, config.elbo_images, config.elbo_timesteps)
   return build_denoising_experiment(
     config, mesh, method, "diffusion", {"num_timesteps": config.num_timesteps}
