@@ -9,12 +9,15 @@ The checkpoint holds the vocabulary and the model's constructor arguments; the w
 loop is one jitted lax.scan (KV cache for GPT, recurrent carry for LSTM/GRU). A GPT slides its
 context window past block_size, as nanoGPT does.
 
-Images from a generative image model (VAE, GAN):
+Images from a generative image model (VAE, GAN, diffusion, flow matching):
 
   python -m experiments.generate --workdir DIR --num 64 [--npy] [--out FILE.png --seed S --step N]
+      [--steps K --sampler NAME]  (diffusion: ddim, ddpm; flow matching: euler, heun)
 
 writes a PNG grid (default DIR/generated.png) and, with --npy, the images [num, H, W, C] in
-[0, 1] as a .npy beside it. The checkpoint's meta names the task whose `sample_images` draws them.
+[0, 1] as a .npy beside it. The checkpoint's meta names the task whose `sample_images` draws them;
+a diffusion or flow-matching run samples with its own sampler and steps unless --steps and
+--sampler say otherwise.
 """
 
 import math
@@ -36,7 +39,14 @@ _STEP = flags.DEFINE_integer("step", 0, "Checkpoint step to use (0: the newest).
 _NUM = flags.DEFINE_integer("num", None, "Images to sample from an image model (default 64).")
 _NPY = flags.DEFINE_bool("npy", False, "Also save the images as a .npy array beside the PNG.")
 _OUT = flags.DEFINE_string("out", None, "PNG file for the images (default WORKDIR/generated.png).")
+_STEPS = flags.DEFINE_integer(
+  "steps", None, "Sampler steps of a diffusion or flow-matching run (default: the run's)."
+)
+_SAMPLER = flags.DEFINE_string(
+  "sampler", None, "Sampler of a diffusion (ddim, ddpm) or flow-matching (euler, heun) run."
+)
 flags.mark_flags_as_required(["workdir"])
+ITERATIVE_SAMPLERS = ("diffusion", "flow_matching")  # the tasks that take --steps and --sampler
 MAX_IMAGES = 10_000  # 10,000 MNIST-sized images take 31 MB as float32; 1e8 crashed the host
 
 
@@ -49,8 +59,17 @@ def write_images(checkpointer, step: int, meta: dict):
   from dljax.tasks import task_module
 
   num = 64 if _NUM.value is None else _NUM.value
+  options = {"steps": _STEPS.value, "sampler": _SAMPLER.value}
+  if meta["sampler"] not in ITERATIVE_SAMPLERS:
+    given = [f"--{name}" for name, value in options.items() if value is not None]
+    if given:
+      raise DljaxError(
+        f"{' and '.join(given)} apply to diffusion and flow-matching runs; {_WORKDIR.value} holds "
+        f"a {meta['sampler']} run, which samples in one pass: drop them"
+      )
+    options = {}
   images = task_module(meta["sampler"]).sample_images(
-    checkpointer.restore_raw(step), meta, jax.random.PRNGKey(_SEED.value), num
+    checkpointer.restore_raw(step), meta, jax.random.PRNGKey(_SEED.value), num, **options
   )
   out = _OUT.value or os.path.join(_WORKDIR.value, "generated.png")
   save_grid(images, out)
@@ -75,6 +94,8 @@ def check_generation_options():
     raise DljaxError(f"--top_p must be in [0, 1] (0: off), got {_TOP_P.value}")
   if _NUM_TOKENS.value < 1:
     raise DljaxError(f"--num_tokens must be at least 1, got {_NUM_TOKENS.value}")
+  if _STEPS.value is not None and _STEPS.value < 1:
+    raise DljaxError(f"--steps must be at least 1 (sampler steps), got {_STEPS.value}")
   if _NUM.value is not None and _NUM.value < 1:
     raise DljaxError(f"--num must be at least 1 (images to sample), got {_NUM.value}")
   if _NUM.value is not None and _NUM.value > MAX_IMAGES:
