@@ -229,6 +229,20 @@ MUTATIONS = [
     'np.frombuffer(raw[4:start], "<i4")',
     ("tests/test_data.py::test_fetched_dataset_loads_each_split_from_its_own_files",),
   ),
+  Mutation(
+    "polyak-decay-inverted",
+    "dljax/steps.py",
+    "getattr(state, polyak.network), 1.0 - polyak.decay",
+    "getattr(state, polyak.network), polyak.decay",
+    ("tests/test_diffusion.py::test_polyak_follows_the_update_in_the_same_step",),
+  ),
+  Mutation(
+    "elbo-kl-weight-of-the-wrong-step",
+    "dljax/tasks/diffusion.py",
+    "    weight = (1.0 - alphas[t - 1]) / (2.0 * alphas[t - 1] * (1.0 - abar[t - 1]))",
+    "    weight = (1.0 - alphas[t - 1]) / (2.0 * alphas[t - 1] * (1.0 - abar[t]))",
+    ("tests/test_diffusion.py::test_elbo_terms_are_the_textbook_kl_of_the_reverse_steps",),
+  ),
 ]
 
 
