@@ -47,6 +47,16 @@ RUNS = {
     "mnist_dcgan.py",
     ("--config.fid_classifier_workdir={runs}/mnist_cnn",),
   ),
+  "mnist_ddpm": (
+    ("outlook",),
+    "mnist_ddpm.py",
+    ("--config.fid_classifier_workdir={runs}/mnist_cnn",),
+  ),
+  "mnist_flow": (
+    ("outlook",),
+    "mnist_flow.py",
+    ("--config.fid_classifier_workdir={runs}/mnist_cnn",),
+  ),
 }
 GIF_SAMPLES = 16  # noise vectors of the DCGAN's training GIF (of the run's 64 per grid)
 
@@ -333,6 +343,25 @@ def gans_figures(runs: str, scratch: str):
   save_figure(os.path.join(scratch, "training.gif"), "gans_mnist_dcgan_training")
 
 
+TRAJECTORY_FRAMES = 6  # columns of the denoising / ODE trajectory figures
+
+
+def outlook_figures(runs: str, scratch: str):
+  """Each denoising run's final sample grid, and its trajectory: rows are samples, columns the
+  sampler's states from the first step (noise-like) to the last (the sample)."""
+  from dljax.image_grid import save_grid
+
+  for name in ("mnist_ddpm", "mnist_flow"):
+    samples = os.path.join(runs, name, "samples")
+    last = max(f for f in os.listdir(samples) if f.endswith(".png"))
+    save_figure(os.path.join(samples, last), f"outlook_{name}_samples")
+    path = np.load(os.path.join(runs, name, "trajectory.npy")) / 255.0  # [steps, N, H, W, C]
+    frames = np.round(np.linspace(0, len(path) - 1, TRAJECTORY_FRAMES)).astype(int)
+    rows = np.swapaxes(path[frames], 0, 1).reshape(-1, *path.shape[2:])  # sample by sample
+    save_grid(rows, os.path.join(scratch, f"{name}_trajectory.png"), ncol=TRAJECTORY_FRAMES)
+    save_figure(os.path.join(scratch, f"{name}_trajectory.png"), f"outlook_{name}_trajectory")
+
+
 FIGURES_OF = {
   "basics": basics_figures,
   "vision": vision_figures,
@@ -340,6 +369,7 @@ FIGURES_OF = {
   "rl": rl_figures,
   "vaes": vaes_figures,
   "gans": gans_figures,
+  "outlook": outlook_figures,
 }
 
 
