@@ -212,9 +212,8 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
     )
 
   grid_key = jax.random.PRNGKey(config.seed + 2)
-  draw_grid = draw(config.num_grid_samples)
+  draw_grid = draw(config.num_grid_samples, trajectory=True)  # one program for both figures
   draw_chunk = draw(config.sample_batch_size)
-  draw_path = draw(TRAJECTORY_SAMPLES, trajectory=True)
   fid_scorer, fid_floor_extras = make_sample_scorer(config.fid_classifier_workdir, data)
   if config.num_fid_samples % config.sample_batch_size:
     raise DljaxError(
@@ -243,9 +242,10 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
     return metrics
 
   def after_eval(state, step, workdir):
-    write_samples(np.asarray(draw_grid(state.ema, grid_key)[0]), step, num_steps, workdir)
+    images, path = draw_grid(state.ema, grid_key)
+    write_samples(np.asarray(images), step, num_steps, workdir)
     if step == num_steps:
-      path = draw_path(state.ema, grid_key)[1]
+      path = path[:, :TRAJECTORY_SAMPLES]
       np.save(
         os.path.join(workdir, "trajectory.npy"), np.round(np.asarray(path) * 255).astype(np.uint8)
       )
