@@ -351,15 +351,18 @@ def outlook_figures(runs: str, scratch: str):
   sampler's states from the first step (noise-like) to the last (the sample)."""
   from dljax.image_grid import save_grid
 
-  for name in ("mnist_ddpm", "mnist_flow"):
+  for name, samples_figure, trajectory_figure in (
+    ("mnist_ddpm", "outlook_mnist_ddpm_samples", "outlook_mnist_ddpm_trajectory"),
+    ("mnist_flow", "outlook_mnist_flow_samples", "outlook_mnist_flow_trajectory"),
+  ):
     samples = os.path.join(runs, name, "samples")
     last = max(f for f in os.listdir(samples) if f.endswith(".png"))
-    save_figure(os.path.join(samples, last), f"outlook_{name}_samples")
+    save_figure(os.path.join(samples, last), samples_figure)
     path = np.load(os.path.join(runs, name, "trajectory.npy")) / 255.0  # [steps, N, H, W, C]
     frames = np.round(np.linspace(0, len(path) - 1, TRAJECTORY_FRAMES)).astype(int)
     rows = np.swapaxes(path[frames], 0, 1).reshape(-1, *path.shape[2:])  # sample by sample
     save_grid(rows, os.path.join(scratch, f"{name}_trajectory.png"), ncol=TRAJECTORY_FRAMES)
-    save_figure(os.path.join(scratch, f"{name}_trajectory.png"), f"outlook_{name}_trajectory")
+    save_figure(os.path.join(scratch, f"{name}_trajectory.png"), trajectory_figure)
 
 
 FIGURES_OF = {
