@@ -155,6 +155,11 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
   """The experiment of `method` registered as `task`; `meta`: what its `sample_images` needs
   beyond the model and the sampler (e.g. the number of diffusion timesteps)."""
   check_sampler(method, config.sampler, config.sample_steps, "--config.sampler")
+  if config.num_fid_samples % config.sample_batch_size:
+    raise DljaxError(
+      f"num_fid_samples={config.num_fid_samples} is not a multiple of sample_batch_size="
+      f"{config.sample_batch_size}; change one of them"
+    )
   data = load_image_dataset(config.dataset, config.data_dir or None, config.tfds_download)
   num_classes = data.num_classes if config.conditional else 0
   spec = model_spec(config.model, image_shape=data.image_shape, num_classes=num_classes)
@@ -215,11 +220,6 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
   draw_grid = draw(config.num_grid_samples, trajectory=True)  # one program for both figures
   draw_chunk = draw(config.sample_batch_size)
   fid_scorer, fid_floor_extras = make_sample_scorer(config.fid_classifier_workdir, data)
-  if config.num_fid_samples % config.sample_batch_size:
-    raise DljaxError(
-      f"num_fid_samples={config.num_fid_samples} is not a multiple of sample_batch_size="
-      f"{config.sample_batch_size}; change one of them"
-    )
   fid_key = jax.random.PRNGKey(config.seed + 3)
   final_key = jax.random.PRNGKey(config.seed + 4)
 
@@ -228,9 +228,10 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
     if int(state.net.step) < num_steps:
       return metrics
     if fid_scorer is not None:
+      sample = draw_chunk.lower(state.ema, fid_key).compile()  # compiled before the clock starts
       start = time.perf_counter()
       chunks = [
-        np.asarray(draw_chunk(state.ema, jax.random.fold_in(fid_key, i))[0])
+        np.asarray(sample(state.ema, jax.random.fold_in(fid_key, i))[0])
         for i in range(config.num_fid_samples // config.sample_batch_size)
       ]
       seconds = time.perf_counter() - start
