@@ -10,8 +10,11 @@ on the classifier run too: compare figures computed with one run directory.
   reference = feature_stats(extractor(test_images))
   fid_mnist_cnn(extractor, generated_images, reference)
 
-Read a figure against `real_vs_real_fid` (real train digits against real test digits): the
-distance that finite samples of one distribution already have.
+Generative tasks score as many samples as the test split has images against the test images'
+features (`make_sample_scorer`), and read the figure against `real_vs_real_fid` (as many real
+train digits against the same test features): the distance that finite samples of one
+distribution already have. The classifier's predictions of the samples give the share of each
+class, whose smallest value shows mode collapse as a number.
 """
 
 import math
@@ -19,7 +22,6 @@ import os
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dljax.checkpoint import Checkpointer
@@ -100,16 +102,22 @@ class FeatureExtractor:
 
     @jax.jit
     def features(variables, batch):
-      logits, state = model.apply(variables, batch, mutable=["intermediates"])
-      return state["intermediates"]["features"][0], jnp.argmax(logits, axis=-1)
+      _, state = model.apply(variables, batch, mutable=["intermediates"])
+      return state["intermediates"]["features"][0]
 
     self._features = features
 
-  def __call__(self, images) -> np.ndarray:
-    return self.features_and_classes(images)[0]
+  def predicted_classes(self, features) -> np.ndarray:
+    """The classifier's class for each image, from its features [N, D] (the logits' input)."""
+    head = self._variables["params"]["Dense_1"]
+    logits = np.asarray(features) @ np.asarray(head["kernel"]) + np.asarray(head["bias"])
+    return np.argmax(logits, axis=1)
 
-  def features_and_classes(self, images) -> tuple[np.ndarray, np.ndarray]:
-    """The features [N, D] of `images` and the classifier's predicted class [N] of each."""
+  @property
+  def num_classes(self) -> int:
+    return self._variables["params"]["Dense_1"]["bias"].shape[0]
+
+  def __call__(self, images) -> np.ndarray:
     images = np.asarray(images, np.float32)
     if images.ndim != 4 or images.shape[1:] != self.image_shape:
       raise DljaxError(
@@ -126,8 +134,7 @@ class FeatureExtractor:
     padded = np.zeros((-(-n // self.batch_size) * self.batch_size, *self.image_shape), np.float32)
     padded[:n] = images
     batches = padded.reshape(-1, self.batch_size, *self.image_shape)
-    outputs = [self._features(self._variables, b) for b in batches]
-    return tuple(np.concatenate([np.asarray(o[i]) for o in outputs])[:n] for i in (0, 1))
+    return np.concatenate([np.asarray(self._features(self._variables, b)) for b in batches])[:n]
 
 
 def load_feature_extractor(workdir: str, batch_size: int = 500) -> FeatureExtractor:
@@ -179,11 +186,12 @@ def _input_shape(model, params) -> tuple[int, int, int]:
 
 
 def real_vs_real_fid(extractor: FeatureExtractor, data, reference_stats=None) -> float:
-  """fid_mnist_cnn of the real test images of `data` (an ImageDataset) against its real train
-  images: the floor that sample sizes alone give, against which a model's figure is read."""
+  """fid_mnist_cnn of as many real train images of `data` (an ImageDataset, the first ones) as it
+  has test images, against its test images (or `reference_stats`, their feature_stats): the floor
+  that sample sizes alone give, against which a model's figure is read."""
   if reference_stats is None:
-    reference_stats = feature_stats(extractor(data.train_images))
-  return fid_mnist_cnn(extractor, data.test_images, reference_stats)
+    reference_stats = feature_stats(extractor(data.test_images))
+  return fid_mnist_cnn(extractor, data.train_images[: len(data.test_images)], reference_stats)
 
 
 def fid_mnist_cnn(extractor: FeatureExtractor, images, reference_stats) -> float:
@@ -192,41 +200,12 @@ def fid_mnist_cnn(extractor: FeatureExtractor, images, reference_stats) -> float
   return frechet_distance(*feature_stats(extractor(images)), *reference_stats)
 
 
-def class_shares(classes, num_classes: int) -> np.ndarray:
-  """The share [num_classes] of samples the classifier assigns to each class: a generator that
-  collapses onto a few modes shows it as a smallest share far below 1 / num_classes."""
-  return np.bincount(np.asarray(classes), minlength=num_classes) / len(classes)
-
-
-class SampleScorer:
-  """`score(images) -> fid_mnist_cnn` of images [N, H, W, C] in [0, 1] against reference feature
-  statistics; `score.metrics(images)` adds the smallest and largest class shares of the same
-  images (`class_share_min`, `class_share_max`) from the same pass through the classifier."""
-
-  def __init__(self, extractor: FeatureExtractor, reference_stats, num_classes: int):
-    self.extractor = extractor
-    self.reference_stats = reference_stats
-    self.num_classes = num_classes
-
-  def __call__(self, images) -> float:
-    return fid_mnist_cnn(self.extractor, images, self.reference_stats)
-
-  def metrics(self, images) -> dict[str, float]:
-    features, classes = self.extractor.features_and_classes(images)
-    shares = class_shares(classes, self.num_classes)
-    return {
-      "fid_mnist_cnn": frechet_distance(*feature_stats(features), *self.reference_stats),
-      "class_share_min": float(shares.min()),
-      "class_share_max": float(shares.max()),
-    }
-
-
 def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable | None, Callable | None]:
-  """What a generative task needs: a `SampleScorer` (`score(images) -> fid_mnist_cnn` of images
-  [N, H, W, C] in [0, 1]) against the train images of `data` (an ImageDataset), and the loop's
-  `final_extras`
-  reporting the real-vs-real floor (its test images against the same statistics; score as many
-  samples as it has test images). `(None, None)` when `classifier_workdir` is '' (no FID)."""
+  """What a generative task needs: `score(images)`, the metrics of images [N, H, W, C] in [0, 1]
+  (score as many as `data`, an ImageDataset, has test images): `fid_mnist_cnn` against its test
+  images, and the smallest and largest share of a class among the classifier's predictions; and
+  the loop's `final_extras` reporting the real-vs-real floor (`real_vs_real_fid`). `(None, None)`
+  when `classifier_workdir` is '' (no FID)."""
   if not classifier_workdir:
     return None, None
   extractor = load_feature_extractor(classifier_workdir)
@@ -236,9 +215,17 @@ def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable | None, 
       f"{list(extractor.image_shape)} but {data.name} has {list(data.image_shape)}; point "
       f"--config.fid_classifier_workdir at a classifier of such images, or '' for no FID"
     )
-  reference = feature_stats(extractor(data.train_images))
+  reference = feature_stats(extractor(data.test_images))
   floor = real_vs_real_fid(extractor, data, reference)
-  return (
-    SampleScorer(extractor, reference, data.num_classes),
-    lambda state, steps_run, seconds: {"fid_mnist_cnn_real_vs_real": floor},
-  )
+
+  def score(images) -> dict[str, float]:
+    features = extractor(images)
+    classes = extractor.predicted_classes(features)
+    shares = np.bincount(classes, minlength=extractor.num_classes) / len(classes)
+    return {
+      "fid_mnist_cnn": frechet_distance(*feature_stats(features), *reference),
+      "min_class_share": float(shares.min()),
+      "max_class_share": float(shares.max()),
+    }
+
+  return score, lambda state, steps_run, seconds: {"fid_mnist_cnn_real_vs_real": floor}

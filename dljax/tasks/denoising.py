@@ -236,7 +236,7 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
       ]
       seconds = time.perf_counter() - start
       metrics["sample_seconds_per_1000"] = 1000 * seconds / config.num_fid_samples
-      metrics.update(fid_scorer.metrics(np.concatenate(chunks)))
+      metrics.update(fid_scorer(np.concatenate(chunks)))
     if method.final_metrics is not None:
       network = lambda params: unconditional_fn(model, params)
       metrics.update(method.final_metrics(network, state.ema, test_images, final_key))
