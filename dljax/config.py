@@ -81,10 +81,12 @@ def dataset_config(task: str, dataset: str, tfds_download: bool) -> ml_collectio
   """`base_config` for a task that reads a named dataset: the dataset fields."""
   c = base_config()
   c.task = task
-  # A dljax.data name: offline (mnist5k, digits, tiny_shakespeare...), text:PATH for a local
-  # UTF-8 file (text tasks) or a TFDS name (mnist, fashion_mnist, cifar10, binarized_mnist...).
+  # A dljax.data name: embedded (mnist5k, digits), fetched (mnist, fashion_mnist: python -m
+  # dljax.data.fetch NAME), text:PATH for a local UTF-8 file (text tasks) or a TFDS name
+  # (cifar10, binarized_mnist, tiny_shakespeare...).
   c.dataset = dataset
-  c.data_dir = ""  # TFDS data_dir ('' = TFDS default)
+  # Fetched datasets' directory (dljax.data.idx) or TFDS's data_dir ('' = their defaults)
+  c.data_dir = ""
   c.tfds_download = tfds_download  # let TFDS download and prepare a missing dataset
   return c
 
@@ -182,4 +184,47 @@ def basics_config() -> ml_collections.ConfigDict:
   c.optimizer.learning_rate = 0.1
   c.optimizer.momentum = 0.0
   c.optimizer.schedule = "constant"
+
+
+def denoising_config(task: str) -> ml_collections.ConfigDict:
+  """Defaults shared by the diffusion and flow-matching configs (dljax.tasks.denoising), on full
+  MNIST (`python -m dljax.data.fetch mnist`; any images whose side the U-Net can halve work)."""
+  c = dataset_config(task, "mnist", tfds_download=True)
+  c.batch_size = 64  # training images per step, split over the data mesh
+  # The sampling network's moving average: ~200 steps of memory, short enough that a run of a
+  # few thousand steps samples with trained weights (DDPM's 0.9999 suits 800,000 steps).
+  c.ema_decay = 0.995
+  c.conditional = False  # class-conditional U-Net (label embedding) trained with label dropout
+  c.label_dropout = 0.1  # conditional: share of training labels replaced by "none"
+  c.guidance_scale = 0.0  # conditional: classifier-free guidance w at sampling (0: none)
+  c.sample_steps = 10  # sampler steps of the evaluations' samples (and generate's default)
+  c.eval_images = 1000  # test images on which each evaluation reports the EMA network's loss
+  c.num_grid_samples = 64  # samples from one fixed noise batch in each evaluation's grid
+  c.num_fid_samples = 10_000  # final evaluation: samples scored by fid_mnist_cnn (as many as
+  # the test images, as the real-vs-real floor has)
+  c.sample_batch_size = 500  # images per jitted sampling call (memory: the U-Net on this batch)
+  c.fid_classifier_workdir = "runs/mnist_cnn"  # mnist_cnn run for fid_mnist_cnn ('' = no FID)
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "unet"  # dljax.models.unet
+  c.model.features = (16, 32, 32)  # channels at 28x28, 14x14, 7x7 (attention at 7x7): sized
+  # for a 2-core CPU, where a 1.1M-parameter (32, 64, 64) U-Net takes ~4x longer per step
+  c.model.num_res_blocks = 1  # residual blocks per level (the decoder has one more)
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 1e-3  # the small U-Net trains well at 1e-3 with warmup and decay
+  c.optimizer.warmup_steps = 100  # linear warmup: the first steps' Adam updates are erratic
+  c.optimizer.grad_clip_norm = 1.0  # as in DDPM's training
+  return c
+
+
+def denoising_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The seconds-long variant of a denoising config: a tiny U-Net on 8x8 digits, no classifier."""
+  c.dataset = "digits"  # 8x8, offline: 8 -> 4 -> 2 in the U-Net
+  c.model.features = (8, 8, 8)
+  c.batch_size = 32
+  c.eval_images = 64
+  c.num_grid_samples = 16
+  c.sample_steps = 4
+  c.fid_classifier_workdir = ""
+  make_smoke(c)
+  c.eval_every_steps = 10
   return c

@@ -66,6 +66,16 @@ RUNS = {
     "mnist_dcgan.py",
     ("--config.fid_classifier_workdir={runs}/mnist_cnn",),
   ),
+  "mnist_ddpm": (
+    ("outlook",),
+    "mnist_ddpm.py",
+    ("--config.fid_classifier_workdir={runs}/mnist_cnn",),
+  ),
+  "mnist_flow": (
+    ("outlook",),
+    "mnist_flow.py",
+    ("--config.fid_classifier_workdir={runs}/mnist_cnn",),
+  ),
 }
 GIF_SAMPLES = 16  # noise vectors of the DCGAN's training GIF (of the run's 64 per grid)
 
@@ -433,17 +443,110 @@ def vaes_figures(runs: str, scratch: str):
       save_figure(os.path.join(workdir, "figures", f"{kind}_step{step:06d}.png"), figure)
 
 
+def fid_figure(workdir: str, out: str):
+  """fid_mnist_cnn over the steps, in both BatchNorm sampling modes, above the real-vs-real floor."""
+  with open(os.path.join(workdir, "summary.json")) as f:
+    summary = json.load(f)
+  modes = ["running averages", "batch statistics"]
+  if summary["config"]["sample_batch_stats"]:
+    modes.reverse()
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5.2, 3.2))
+  for metric, label in (
+    ("fid_mnist_cnn", f"BatchNorm {modes[0]} (configured)"),
+    (f"fid_mnist_cnn_{modes[1].replace(' ', '_')}", f"BatchNorm {modes[1]}"),
+  ):
+    points = _records(workdir, "eval", metric)
+    ax.plot(points[:, 0], points[:, 1], marker="o", label=label)
+  floor = summary["final"].get("fid_mnist_cnn_real_vs_real")
+  if floor is not None:
+    ax.axhline(floor, color="gray", linestyle="--", label="real vs real")
+  ax.set_yscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel("fid_mnist_cnn")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(out, dpi=90)
+  plt.close(fig)
+
+
+def class_histogram(workdir: str, classifier: str, out: str, num: int = 10_000):
+  """The classifier's predicted classes of `num` samples of the run's newest checkpoint (drawn
+  as experiments.generate draws them, seed 0), against those of the real test digits."""
+  from dljax.data import load_image_dataset
+  from dljax.tasks import SampleOptions, task_module
+  from dljax.tasks.fid import load_feature_extractor
+
+  state, meta = _restore(workdir)
+  images = task_module(meta["identity"]["task"]).sample(state, meta, SampleOptions(num=num))
+  extractor = load_feature_extractor(classifier)
+  with open(os.path.join(workdir, "summary.json")) as f:
+    dataset = json.load(f)["config"]["dataset"]
+  real = load_image_dataset(dataset).test_images
+
+  def shares(x):
+    classes = extractor.predicted_classes(extractor(x))
+    return np.bincount(classes, minlength=extractor.num_classes) / len(classes)
+
+  generated = shares(images)
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5.2, 2.8))
+  classes = np.arange(extractor.num_classes)
+  ax.bar(classes - 0.2, 100 * shares(real), 0.4, label=f"{dataset} test images", color="gray")
+  ax.bar(classes + 0.2, 100 * generated, 0.4, label=f"{num:,} samples")
+  ax.axhline(5, color="red", linewidth=0.8, linestyle=":", label="5 %")
+  ax.set_xticks(classes)
+  ax.set_xlabel("class predicted by the FID classifier")
+  ax.set_ylabel("% of images")
+  ax.set_title(
+    f"smallest class {100 * generated.min():.1f} %, largest {100 * generated.max():.1f} %"
+  )
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(out, dpi=90)
+  plt.close(fig)
+  print(f"  class shares of {num:,} samples (%): {np.round(100 * generated, 1).tolist()}")
+
+
 def gans_figures(runs: str, scratch: str):
-  """The last evaluation's sample grid, and a GIF of the first GIF_SAMPLES of every evaluation's
-  fixed-noise samples (a page-sized version of the run's samples.gif, which shows all 64)."""
+  """The last evaluation's sample grid, a GIF of the first GIF_SAMPLES of every evaluation's
+  fixed-noise samples (a page-sized version of the run's samples.gif, which shows all 64), the
+  FID over the steps, and the class histogram of 10,000 samples."""
   from dljax.tasks.image_grid import save_gif
 
-  samples = os.path.join(runs, "mnist_dcgan", "samples")
+  workdir = os.path.join(runs, "mnist_dcgan")
+  fid_figure(workdir, os.path.join(scratch, "fid.png"))
+  save_figure(os.path.join(scratch, "fid.png"), "gans_mnist_dcgan_fid")
+  class_histogram(workdir, os.path.join(runs, "mnist_cnn"), os.path.join(scratch, "classes.png"))
+  save_figure(os.path.join(scratch, "classes.png"), "gans_mnist_dcgan_classes")
+  samples = os.path.join(workdir, "samples")
   steps = sorted(f[: -len(".npy")] for f in os.listdir(samples) if f.endswith(".npy"))
   save_figure(os.path.join(samples, steps[-1] + ".png"), "gans_mnist_dcgan_samples")
   frames = [np.load(os.path.join(samples, s + ".npy"))[:GIF_SAMPLES] / 255.0 for s in steps]
   save_gif(frames, os.path.join(scratch, "training.gif"))
   save_figure(os.path.join(scratch, "training.gif"), "gans_mnist_dcgan_training")
+
+
+TRAJECTORY_FRAMES = 6  # columns of the denoising / ODE trajectory figures
+
+
+def outlook_figures(runs: str, scratch: str):
+  """Each denoising run's final sample grid, and its trajectory: rows are samples, columns the
+  sampler's states from the first step (noise-like) to the last (the sample)."""
+  from dljax.tasks.image_grid import save_grid
+
+  for name, samples_figure, trajectory_figure in (
+    ("mnist_ddpm", "outlook_mnist_ddpm_samples", "outlook_mnist_ddpm_trajectory"),
+    ("mnist_flow", "outlook_mnist_flow_samples", "outlook_mnist_flow_trajectory"),
+  ):
+    samples = os.path.join(runs, name, "samples")
+    last = max(f for f in os.listdir(samples) if f.endswith(".png"))
+    save_figure(os.path.join(samples, last), samples_figure)
+    path = np.load(os.path.join(runs, name, "trajectory.npy")) / 255.0  # [steps, N, H, W, C]
+    frames = np.round(np.linspace(0, len(path) - 1, TRAJECTORY_FRAMES)).astype(int)
+    rows = np.swapaxes(path[frames], 0, 1).reshape(-1, *path.shape[2:])  # sample by sample
+    save_grid(rows, os.path.join(scratch, f"{name}_trajectory.png"), ncol=TRAJECTORY_FRAMES)
+    save_figure(os.path.join(scratch, f"{name}_trajectory.png"), trajectory_figure)
 
 
 FIGURES_OF = {
@@ -453,6 +556,7 @@ FIGURES_OF = {
   "rl": rl_figures,
   "vaes": vaes_figures,
   "gans": gans_figures,
+  "outlook": outlook_figures,
 }
 
 

@@ -9,9 +9,10 @@ The checkpoint holds the vocabulary and the model's constructor arguments; the w
 loop is one jitted lax.scan (KV cache for GPT, recurrent carry for LSTM/GRU). A GPT slides its
 context window past block_size, as nanoGPT does.
 
-Images from a generative image model (VAE, GAN):
+Images from a generative image model (VAE, GAN, diffusion, flow matching):
 
   python -m experiments.generate --workdir DIR --num 64 [--npy] [--out FILE.png --seed S --step N]
+      [--steps K --sampler NAME]  (diffusion: ddim, ddpm; flow matching: euler, heun)
 
 writes a PNG grid (default DIR/generated.png) and, with --npy, the images [num, H, W, C] in
 [0, 1] as a .npy beside it.
@@ -19,7 +20,9 @@ writes a PNG grid (default DIR/generated.png) and, with --npy, the images [num, 
 Either way one hook draws the samples: the module of the task named in the checkpoint's identity
 has `sample(state_tree, meta, options) -> images | text` (dljax.tasks), given the checkpoint as a
 plain tree, its meta and the flags below as a `dljax.tasks.SampleOptions`. A new sampler option
-(e.g. a diffusion sampler's --steps) is one flag here and the `SampleOptions` field of its name.
+(e.g. a diffusion sampler's --steps) is one flag here and the `SampleOptions` field of its name;
+options only some samplers read (--steps, --sampler) are named in those tasks' `SAMPLER_OPTIONS`
+and refused for the others.
 """
 
 import math
@@ -45,6 +48,12 @@ _NUM = flags.DEFINE_integer(
 )
 _NPY = flags.DEFINE_bool("npy", False, "Also save the images as a .npy array beside the PNG.")
 _OUT = flags.DEFINE_string("out", None, "PNG file for the images (default WORKDIR/generated.png).")
+_STEPS = flags.DEFINE_integer(
+  "steps", None, "Sampler steps of a diffusion or flow-matching run (default: the run's)."
+)
+_SAMPLER = flags.DEFINE_string(
+  "sampler", None, "Sampler of a diffusion (ddim, ddpm) or flow-matching (euler, heun) run."
+)
 flags.mark_flags_as_required(["workdir"])
 MAX_IMAGES = 10_000  # 10,000 MNIST-sized images take 31 MB as float32; 1e8 crashed the host
 
@@ -78,6 +87,8 @@ def check_generation_options():
     raise DljaxError(f"--top_p must be in [0, 1] (0: off), got {_TOP_P.value}")
   if _NUM_TOKENS.value < 1:
     raise DljaxError(f"--num_tokens must be at least 1, got {_NUM_TOKENS.value}")
+  if _STEPS.value is not None and _STEPS.value < 1:
+    raise DljaxError(f"--steps must be at least 1 (sampler steps), got {_STEPS.value}")
   if _NUM.value is not None and _NUM.value < 1:
     raise DljaxError(f"--num must be at least 1 (images to sample), got {_NUM.value}")
   if _NUM.value is not None and _NUM.value > MAX_IMAGES:
@@ -125,6 +136,18 @@ def main(argv):
       f"a run of a task that does (language model, VAE, GAN)"
     )
   options = SampleOptions(**{f.name: flags.FLAGS[f.name].value for f in fields(SampleOptions)})
+  # Options only some samplers read (a module's SAMPLER_OPTIONS) are refused where they would be
+  # silently ignored.
+  ignored = [
+    f"--{name}"
+    for name in ("steps", "sampler")
+    if getattr(options, name) is not None and name not in getattr(module, "SAMPLER_OPTIONS", ())
+  ]
+  if ignored:
+    raise DljaxError(
+      f"{' and '.join(ignored)} apply to diffusion and flow-matching runs; {_WORKDIR.value} holds "
+      f"a {task} run, which samples in one pass: drop them"
+    )
   sample = module.sample(checkpointer.restore_raw(step), meta, options)
   if isinstance(sample, str):
     print(sample)

@@ -1,5 +1,6 @@
 """Test set-up: two CPU devices (as the entry scripts use on this 2-core machine) and helpers."""
 
+import gzip
 import json
 import os
 import shutil
@@ -162,6 +163,28 @@ def load_config(name: str, variant: str = "", **overrides):
   config.quiet = True
   config.update_from_flattened_dict(overrides)
   return config
+
+
+def write_idx(path: str, array: np.ndarray):
+  """`array` (unsigned bytes) as an IDX file, gzipped if `path` ends in .gz."""
+  array = np.asarray(array, np.uint8)
+  header = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, ">i4").tobytes()
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "wb") as f:
+    f.write(header + array.tobytes())
+
+
+def write_idx_dataset(data_dir, name: str, splits: dict) -> str:
+  """Fetched dataset `name` (dljax.data.idx) in data_dir/name: `splits` maps "train" and "test"
+  to (images [N, 28, 28], labels [N]) of unsigned bytes. Returns the dataset's directory."""
+  from dljax.data.idx import IDX_DATASETS, SPLIT_FILES
+
+  directory = os.path.join(data_dir, name)
+  os.makedirs(directory, exist_ok=True)
+  for split, arrays in splits.items():
+    for file, array in zip(SPLIT_FILES[split], arrays, strict=True):
+      write_idx(os.path.join(directory, file + IDX_DATASETS[name].suffix), array)
+  return directory
 
 
 def mock_tfds_splits(make_examples):

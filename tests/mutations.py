@@ -236,6 +236,34 @@ MUTATIONS = [
     "if not k.startswith(CALLER_SETTINGS[1:])",
     ("tests/test_race.py::test_races_run_without_the_callers_cache_and_xla_settings",),
   ),
+  Mutation(
+    "fetch-skips-the-pin",
+    "dljax/data/fetch.py",
+    "      if digest != pinned[f]:",
+    "      if False:",
+    ("tests/test_data.py::test_fetch_copies_files_with_the_pinned_hashes_and_refuses_others",),
+  ),
+  Mutation(
+    "idx-reads-big-endian-dims-as-little",
+    "dljax/data/idx.py",
+    'np.frombuffer(raw[4:start], ">i4")',
+    'np.frombuffer(raw[4:start], "<i4")',
+    ("tests/test_data.py::test_fetched_dataset_loads_each_split_from_its_own_files",),
+  ),
+  Mutation(
+    "polyak-decay-inverted",
+    "dljax/steps.py",
+    "getattr(state, polyak.network), 1.0 - polyak.decay",
+    "getattr(state, polyak.network), polyak.decay",
+    ("tests/test_diffusion.py::test_polyak_follows_the_update_in_the_same_step",),
+  ),
+  Mutation(
+    "elbo-kl-weight-of-the-wrong-step",
+    "dljax/tasks/diffusion.py",
+    "    weight = (1.0 - alphas[t - 1]) / (2.0 * alphas[t - 1] * (1.0 - abar[t - 1]))",
+    "    weight = (1.0 - alphas[t - 1]) / (2.0 * alphas[t - 1] * (1.0 - abar[t]))",
+    ("tests/test_diffusion.py::test_elbo_terms_are_the_textbook_kl_of_the_reverse_steps",),
+  ),
 ]
 
 

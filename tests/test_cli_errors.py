@@ -47,6 +47,7 @@ TRAIN_CASES = [
   ("task_unknown", "new", [f"--config={CNN}", "--config.task=segmentation"], "unknown task 'segmentation'"),
   ("model_unknown", "new", [f"--config={CNN}", "--config.model.name=vgg"], "unknown model 'vgg'; known models: cnn, "),
   ("dataset_unknown", "new", [f"--config={CNN}", "--config.dataset=imagenet"], "unknown image dataset 'imagenet'.*mnist5k"),
+  ("dataset_not_fetched", "new", [f"--config={CNN}", "--config.dataset=mnist", "--config.data_dir={tmp}"], "dataset 'mnist' is not fetched .*: python -m dljax.data.fetch mnist --data_dir "),
   ("optimizer_unknown", "new", [f"--config={CNN}", "--config.optimizer.name=lion"], "unknown optimizer 'lion'"),
   ("schedule_unknown", "new", [f"--config={CNN}", "--config.optimizer.schedule=step"], "unknown learning-rate schedule 'step'"),
   ("dtype_unknown", "new", [f"--config={CNN}", "--config.dtype=float16"], "unknown dtype 'float16'"),

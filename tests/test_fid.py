@@ -122,14 +122,28 @@ def test_fid_orders_self_real_and_noise(smoke_run, digits):
   assert 0 < floor < fid_mnist_cnn(extractor, noise, reference) / 5
 
 
-def test_sample_scorer_scores_against_train_images_and_reports_the_floor(smoke_run, digits):
+def test_sample_scorer_scores_against_test_images_and_reports_the_floor(smoke_run, digits):
   assert make_sample_scorer("", digits) == (None, None)
   score, final_extras = make_sample_scorer(smoke_run, digits)
   extractor = load_feature_extractor(smoke_run)
-  reference = feature_stats(extractor(digits.train_images))
-  images = digits.test_images[:50]
-  assert score(images) == pytest.approx(fid_mnist_cnn(extractor, images, reference), rel=1e-6)
+  reference = feature_stats(extractor(digits.test_images))
+  images = digits.train_images[:50]
+  scores = score(images)
+  assert scores["fid_mnist_cnn"] == pytest.approx(
+    fid_mnist_cnn(extractor, images, reference), rel=1e-6
+  )
+  # The class shares are those of the classifier's own predictions (argmax of its logits).
+  model = build_model(
+    {"name": "cnn", "features": (8,), "dense": 32, "conv": "shift"}, num_classes=10
+  )
+  checkpointer = Checkpointer(os.path.join(smoke_run, "checkpoints"), {})
+  params = checkpointer.restore_raw(checkpointer.latest_step())["params"]
+  shares = np.bincount(np.argmax(model.apply({"params": params}, images), 1), minlength=10) / 50
+  assert (scores["min_class_share"], scores["max_class_share"]) == (shares.min(), shares.max())
   floor = real_vs_real_fid(extractor, digits, reference)
+  assert floor == pytest.approx(
+    fid_mnist_cnn(extractor, digits.train_images[:360], reference), rel=1e-6
+  )
   assert final_extras(None, 10, 1.0) == {
     "fid_mnist_cnn_real_vs_real": pytest.approx(floor, rel=1e-6)
   }

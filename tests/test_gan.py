@@ -102,7 +102,8 @@ def test_nan_in_the_generator_loss_stops_the_run_naming_it(smoke, tmp_path):
     jax.set_mesh(exp.mesh),
     pytest.raises(NonFiniteLossError, match="gen_loss became NaN or inf at step 7"),
   ):
-    loop.run(dataclasses.replace(exp, train_step=poisoned), loop_options(config), str(tmp_path))
+    poisoned_exp = dataclasses.replace(exp, train_step=dataclasses.replace(step, fn=poisoned))
+    loop.run(poisoned_exp, loop_options(config), str(tmp_path))
 
 
 def test_image_shapes_the_model_cannot_take_are_refused():
@@ -122,6 +123,36 @@ def test_image_shapes_the_model_cannot_take_are_refused():
   )
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1].startswith("error: a DCGAN with 3 stages needs")
+
+
+def test_stride_one_convolutions_keep_the_side_in_both_networks():
+  from dljax.models.dcgan import Discriminator, Generator
+
+  key, z, images = jax.random.PRNGKey(0), jnp.zeros((3, 8)), jnp.zeros((3, 28, 28, 1))
+  gen = Generator(image_shape=(28, 28, 1), latent_dim=8, features=(16, 8, 4), stages=2)
+  gen_vars = gen.init(key, z)
+  assert gen.apply(gen_vars, z).shape == (3, 28, 28, 1)
+  assert gen_vars["params"]["Dense_0"]["kernel"].shape == (8, 7 * 7 * 16)  # two doublings to 28
+  disc = Discriminator(image_shape=(28, 28, 1), features=(4, 8, 16), stages=2)
+  disc_vars = disc.init(key, images)
+  assert disc.apply(disc_vars, images).shape == (3,)
+  assert disc_vars["params"]["Dense_0"]["kernel"].shape == (7 * 7 * 16, 1)  # the last kept 7x7
+  with pytest.raises(DljaxError, match="stages=4 is invalid: it must be between 1 and the 3"):
+    Generator(image_shape=(28, 28, 1), features=(16, 8, 4), stages=4).init(key, z)
+
+
+def test_batch_statistics_sampling_depends_on_the_batch_and_running_averages_do_not(smoke):
+  from dljax.models import build_model
+  from dljax.tasks.gan import generate
+
+  exp, init, _ = smoke
+  gen_model, variables = build_model(exp.meta["model"]), init().gen.variables()
+  z = jax.random.normal(jax.random.PRNGKey(1), (8, gen_model.latent_dim))
+  running = generate(gen_model, variables, z, batch_stats=False)
+  np.testing.assert_allclose(generate(gen_model, variables, z[:4], False), running[:4], atol=1e-6)
+  batch = generate(gen_model, variables, z, batch_stats=True)
+  assert not np.allclose(generate(gen_model, variables, z[:4], True), batch[:4], atol=1e-3)
+  assert not np.allclose(batch, running, atol=1e-3)
 
 
 def train(workdir, *args):

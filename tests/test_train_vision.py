@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import config_path, load_config, mock_tfds_splits, run_module
+from conftest import config_path, load_config, mock_tfds_splits, run_module, write_idx_dataset
 
 from dljax import parallel
 from dljax.config import base_config
@@ -35,13 +35,27 @@ def test_smoke_variant_runs_end_to_end(name, tmp_path):
 def test_tfds_path_trains_under_mock_data(tmp_path):
   def noise_labelled_5(split):
     rng = np.random.default_rng(["train", "test"].index(split))
-    return [{"image": rng.integers(0, 256, (28, 28, 1), np.uint8), "label": 5} for _ in range(64)]
+    return [{"image": rng.integers(0, 256, (32, 32, 3), np.uint8), "label": 5} for _ in range(64)]
 
   with mock_tfds_splits(noise_labelled_5):
-    summary = train(load_config("mnist_cnn", "smoke", dataset="mnist", num_steps=4), str(tmp_path))
+    config = load_config("mnist_cnn", "smoke", dataset="cifar10", num_steps=4)
+    summary = train(config, str(tmp_path))
   # Four steps suffice to learn that every image is a 5 (loss 2.3 -> 0.06).
   assert summary["steps"] == 4 and summary["final"]["test_accuracy"] == 1.0
   assert summary["final"]["test_loss"] < 0.5
+
+
+def test_fashion_cnn_trains_on_fetched_files(tmp_path):
+  rng = np.random.default_rng(0)
+
+  def noise_labelled_5(count):
+    return rng.integers(0, 256, (count, 28, 28), np.uint8), np.full(count, 5, np.uint8)
+
+  splits = {"train": noise_labelled_5(64), "test": noise_labelled_5(32)}
+  write_idx_dataset(tmp_path / "data", "fashion_mnist", splits)
+  config = load_config("fashion_cnn", "smoke", data_dir=str(tmp_path / "data"), num_steps=4)
+  summary = train(config, str(tmp_path / "run"))
+  assert summary["final"]["test_accuracy"] == 1.0  # four steps learn that every image is a 5
 
 
 @pytest.mark.parametrize("placement", ["replicated", "sharded"])

@@ -2,14 +2,15 @@
 
 Every loader returns an `ImageDataset` of float32 NHWC images in [0, 1] and int32 labels (None
 for an unlabelled dataset); the caller moves it to the device once. `mnist5k` and `digits` ship
-inside pip packages, so they work offline; `mnist`, `fashion_mnist`, `cifar10` and
-`binarized_mnist` are read with TFDS.
+inside pip packages, so they work offline; full `mnist` and `fashion_mnist` are read from IDX files
+fetched once (dljax.data.idx); `cifar10` and `binarized_mnist` are read with TFDS.
 """
 
 import dataclasses
 
 import numpy as np
 
+from dljax.data import idx
 from dljax.data.placement import ProcessShard
 from dljax.data.tfds_source import read_tfds_split
 
@@ -56,6 +57,15 @@ def load_digits() -> ImageDataset:
   digits = sk_load_digits()
   images = (digits.images.astype(np.float32) / 16.0)[..., None]
   return _stratified_split("digits", images, digits.target, 360, 10)
+
+
+def load_idx_images(name: str, data_dir: str | None = None) -> ImageDataset:
+  """Full `mnist` or `fashion_mnist` (60,000 train / 10,000 test) from the IDX files that
+  `python -m dljax.data.fetch NAME` put in the data directory (dljax.data.idx)."""
+  train_images, train_labels = idx.read_split(name, "train", data_dir)
+  test_images, test_labels = idx.read_split(name, "test", data_dir)
+  num_classes = idx.IDX_DATASETS[name].num_classes
+  return ImageDataset(name, train_images, train_labels, test_images, test_labels, num_classes)
 
 
 def _read_image_split(

@@ -21,6 +21,7 @@ from dljax.models.mlp import MLP
 from dljax.models.resnet import ResNet18, ResNet20
 from dljax.models.rl import ActorCritic, QNetwork
 from dljax.models.rnn_lm import RNNLM
+from dljax.models.unet import UNet
 from dljax.models.vae import MLPVAE, ConvVAE
 
 MODELS = {
@@ -38,6 +39,7 @@ MODELS = {
   "vae_mlp": MLPVAE,
   "vae_conv": ConvVAE,
   "mlp_mixer": MlpMixer,
+  "unet": UNet,
 }
 
 

@@ -1,10 +1,11 @@
 """DCGAN's generator and discriminator (Radford et al., 2016) for small square images.
 
 The generator maps a latent vector to an image in [-1, 1]: a dense projection to a
-`side / 2**len(features)` square map, then stride-2 transposed convolutions that double the side
-(BatchNorm + ReLU after each but the last, tanh at the end). The discriminator mirrors it: stride-2
-convolutions that halve the side, LeakyReLU(0.2), BatchNorm after all but the first, then one
-logit. With the default two stages they take 28x28x1 (MNIST, Fashion-MNIST) and 32x32x3 (CIFAR-10).
+`side / 2**stages` square map, then transposed convolutions, the last `stages` of them stride 2
+(each doubles the side) and any before them stride 1 (BatchNorm + ReLU after each but the last,
+tanh at the end). The discriminator mirrors it: convolutions, the first `stages` stride 2 (each
+halves the side), LeakyReLU(0.2), BatchNorm after all but the first, then one logit. With two
+stages they take 28x28x1 (MNIST, Fashion-MNIST) and 32x32x3 (CIFAR-10).
 """
 
 from collections.abc import Sequence
@@ -37,21 +38,35 @@ def check_image_shape(image_shape: Sequence[int], stages: int):
     )
 
 
+def conv_strides(num_convs: int, stages: int) -> list[int]:
+  """Stride 1, then 2 for the last `stages` of `num_convs` convolutions (0: all stride 2)."""
+  stages = stages or num_convs
+  if not 1 <= stages <= num_convs:
+    raise DljaxError(
+      f"stages={stages} is invalid: it must be between 1 and the {num_convs} convolutions the "
+      f"features make (0: all of them); set model.stages"
+    )
+  return [1] * (num_convs - stages) + [2] * stages
+
+
 class Generator(nn.Module):
   """z [N, latent_dim] -> images [N, *image_shape] in [-1, 1].
 
   features: channels of the feature maps, from the projected one (widest) upwards; each further
-  entry and the output add one transposed convolution that doubles the side.
+  entry and the output add one 4x4 transposed convolution. stages: how many of those double the
+  side (the last ones; 0: all).
   """
 
   image_shape: Sequence[int]
   latent_dim: int = 64
   features: Sequence[int] = (128, 64)
+  stages: int = 0
 
   @nn.compact
   def __call__(self, z, train: bool = False):
-    check_image_shape(self.image_shape, len(self.features))
-    side, channels = self.image_shape[0] // 2 ** len(self.features), self.image_shape[2]
+    strides = conv_strides(len(self.features), self.stages)
+    check_image_shape(self.image_shape, strides.count(2))
+    side, channels = self.image_shape[0] // 2 ** strides.count(2), self.image_shape[2]
 
     def norm_relu(x):
       x = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM)(x)
@@ -59,26 +74,28 @@ class Generator(nn.Module):
 
     x = nn.Dense(side * side * self.features[0], use_bias=False)(z)
     x = norm_relu(x.reshape(z.shape[0], side, side, self.features[0]))
-    for width in self.features[1:]:
-      x = norm_relu(nn.ConvTranspose(width, (4, 4), strides=(2, 2), use_bias=False)(x))
+    for width, stride in zip(self.features[1:], strides, strict=False):
+      x = norm_relu(nn.ConvTranspose(width, (4, 4), strides=(stride, stride), use_bias=False)(x))
     return jnp.tanh(nn.ConvTranspose(channels, (4, 4), strides=(2, 2))(x))
 
 
 class Discriminator(nn.Module):
   """images [N, *image_shape] in [-1, 1] -> logits [N] of "real".
 
-  features: channels of each stride-2 convolution (each halves the side); no BatchNorm after the
-  first one, as in DCGAN.
+  features: channels of each 4x4 convolution; no BatchNorm after the first one, as in DCGAN.
+  stages: how many of them halve the side (the first ones, stride 2; 0: all).
   """
 
   image_shape: Sequence[int]
   features: Sequence[int] = (64, 128)
+  stages: int = 0
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    check_image_shape(self.image_shape, len(self.features))
-    for i, width in enumerate(self.features):
-      x = nn.Conv(width, (4, 4), strides=(2, 2), use_bias=i == 0)(x)
+    strides = conv_strides(len(self.features), self.stages)[::-1]
+    check_image_shape(self.image_shape, strides.count(2))
+    for i, (width, stride) in enumerate(zip(self.features, strides, strict=True)):
+      x = nn.Conv(width, (4, 4), strides=(stride, stride), use_bias=i == 0)(x)
       if i:
         x = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM)(x)
       x = nn.leaky_relu(x, 0.2)

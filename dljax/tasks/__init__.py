@@ -26,6 +26,8 @@ TASKS = {
   "dqn": "dljax.rl.dqn",
   "gan": "dljax.tasks.gan",
   "vae": "dljax.tasks.vae",
+  "diffusion": "dljax.tasks.diffusion",
+  "flow_matching": "dljax.tasks.flow_matching",
 }
 
 
@@ -44,6 +46,8 @@ class SampleOptions:
   temperature: float = 0.8  # text: 0 greedy, < 1 sharper, > 1 flatter
   top_k: int = 200  # text: sample among the k likeliest characters only (0: all)
   top_p: float = 0.0  # text: nucleus sampling mass (0: off)
+  steps: int | None = None  # iterative image samplers: steps (None: the run's own)
+  sampler: str | None = None  # iterative image samplers: which one (None: the run's own)
 
   NUM_IMAGES = 64  # images an image task draws when `num` is not given
 

@@ -10,8 +10,11 @@ on the classifier run too: compare figures computed with one run directory.
   reference = feature_stats(extractor(test_images))
   fid_mnist_cnn(extractor, generated_images, reference)
 
-Read a figure against `real_vs_real_fid` (real train digits against real test digits): the
-distance that finite samples of one distribution already have.
+Generative tasks score as many samples as the test split has images against the test images'
+features (`make_sample_scorer`), and read the figure against `real_vs_real_fid` (as many real
+train digits against the same test features): the distance that finite samples of one
+distribution already have. The classifier's predictions of the samples give the share of each
+class, whose smallest value shows mode collapse as a number.
 """
 
 import math
@@ -104,6 +107,16 @@ class FeatureExtractor:
 
     self._features = features
 
+  def predicted_classes(self, features) -> np.ndarray:
+    """The classifier's class for each image, from its features [N, D] (the logits' input)."""
+    head = self._variables["params"]["Dense_1"]
+    logits = np.asarray(features) @ np.asarray(head["kernel"]) + np.asarray(head["bias"])
+    return np.argmax(logits, axis=1)
+
+  @property
+  def num_classes(self) -> int:
+    return self._variables["params"]["Dense_1"]["bias"].shape[0]
+
   def __call__(self, images) -> np.ndarray:
     images = np.asarray(images, np.float32)
     if images.ndim != 4 or images.shape[1:] != self.image_shape:
@@ -173,11 +186,12 @@ def _input_shape(model, params) -> tuple[int, int, int]:
 
 
 def real_vs_real_fid(extractor: FeatureExtractor, data, reference_stats=None) -> float:
-  """fid_mnist_cnn of the real test images of `data` (an ImageDataset) against its real train
-  images: the floor that sample sizes alone give, against which a model's figure is read."""
+  """fid_mnist_cnn of as many real train images of `data` (an ImageDataset, the first ones) as it
+  has test images, against its test images (or `reference_stats`, their feature_stats): the floor
+  that sample sizes alone give, against which a model's figure is read."""
   if reference_stats is None:
-    reference_stats = feature_stats(extractor(data.train_images))
-  return fid_mnist_cnn(extractor, data.test_images, reference_stats)
+    reference_stats = feature_stats(extractor(data.test_images))
+  return fid_mnist_cnn(extractor, data.train_images[: len(data.test_images)], reference_stats)
 
 
 def fid_mnist_cnn(extractor: FeatureExtractor, images, reference_stats) -> float:
@@ -187,10 +201,11 @@ def fid_mnist_cnn(extractor: FeatureExtractor, images, reference_stats) -> float
 
 
 def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable | None, Callable | None]:
-  """What a generative task needs: `score(images) -> fid_mnist_cnn` of images [N, H, W, C] in
-  [0, 1] against the train images of `data` (an ImageDataset), and the loop's `final_extras`
-  reporting the real-vs-real floor (its test images against the same statistics; score as many
-  samples as it has test images). `(None, None)` when `classifier_workdir` is '' (no FID)."""
+  """What a generative task needs: `score(images)`, the metrics of images [N, H, W, C] in [0, 1]
+  (score as many as `data`, an ImageDataset, has test images): `fid_mnist_cnn` against its test
+  images, and the smallest and largest share of a class among the classifier's predictions; and
+  the loop's `final_extras` reporting the real-vs-real floor (`real_vs_real_fid`). `(None, None)`
+  when `classifier_workdir` is '' (no FID)."""
   if not classifier_workdir:
     return None, None
   extractor = load_feature_extractor(classifier_workdir)
@@ -200,9 +215,17 @@ def make_sample_scorer(classifier_workdir: str, data) -> tuple[Callable | None, 
       f"{list(extractor.image_shape)} but {data.name} has {list(data.image_shape)}; point "
       f"--config.fid_classifier_workdir at a classifier of such images, or '' for no FID"
     )
-  reference = feature_stats(extractor(data.train_images))
+  reference = feature_stats(extractor(data.test_images))
   floor = real_vs_real_fid(extractor, data, reference)
-  return (
-    lambda images: fid_mnist_cnn(extractor, images, reference),
-    lambda state, steps_run, seconds: {"fid_mnist_cnn_real_vs_real": floor},
-  )
+
+  def score(images) -> dict[str, float]:
+    features = extractor(images)
+    classes = extractor.predicted_classes(features)
+    shares = np.bincount(classes, minlength=extractor.num_classes) / len(classes)
+    return {
+      "fid_mnist_cnn": frechet_distance(*feature_stats(features), *reference),
+      "min_class_share": float(shares.min()),
+      "max_class_share": float(shares.max()),
+    }
+
+  return score, lambda state, steps_run, seconds: {"fid_mnist_cnn_real_vs_real": floor}

@@ -10,10 +10,14 @@ al. (2014), L_G = -log sigmoid(D(G(z))), whose gradient stays strong while D sti
 networks run in training mode in both updates (BatchNorm on batch statistics), so each update
 returns the BatchNorm statistics of every network it ran: D's change during G's update too.
 
-Images are scaled to [-1, 1] (the generator's tanh range) and kept on the device. Each evaluation
-reports D's mean score on the test images and on generated ones and, when a classifier run is
-configured, `fid_mnist_cnn` of generated samples (dljax/tasks/fid.py); it writes a grid of samples
-from one fixed noise batch to WORKDIR/samples/, and the last one an animated GIF of all of them.
+Images are scaled to [-1, 1] (the generator's tanh range) and kept on the device. G samples with
+its BatchNorm layers normalising either by their running averages or, as in training, by the
+statistics of the batch being sampled (`sample_batch_stats`). Each evaluation reports D's mean
+score on the test images and on generated ones and, when a classifier run is configured,
+`fid_mnist_cnn` of as many samples as there are test images and the smallest and largest class
+share among them (dljax/tasks/fid.py), and the FID of the same noise sampled in the other BatchNorm
+mode; it writes a grid of samples from one fixed noise batch to WORKDIR/samples/, and the last one
+an animated GIF of all of them.
 Checkpoints carry the generator's spec, so `experiments.generate` samples from a run directory.
 """
 
@@ -28,7 +32,7 @@ from dljax.data import load_image_dataset
 from dljax.data.device_feed import DeviceDataset
 from dljax.experiment import Experiment, Hooks
 from dljax.models import build_model, model_spec
-from dljax.models.dcgan import check_image_shape
+from dljax.models.dcgan import check_image_shape, conv_strides
 from dljax.optim import make_optimizer
 from dljax.steps import Update, make_train_step
 from dljax.tasks import SampleOptions
@@ -86,20 +90,27 @@ def make_gan_train_step(batch_fn=None, **kwargs):
   return make_train_step([Update("disc", disc_loss), Update("gen", gen_loss)], batch_fn, **kwargs)
 
 
-def generate(gen_model, variables, z) -> jax.Array:
-  """Images [N, H, W, C] in [0, 1] from latents z, the generator in inference mode."""
-  return (gen_model.apply(variables, z, train=False) + 1.0) / 2.0
+def generate(gen_model, variables, z, batch_stats: bool) -> jax.Array:
+  """Images [N, H, W, C] in [0, 1] from latents z. BatchNorm normalises by the statistics of this
+  batch of z (`batch_stats`, as in training; nothing is updated) or by its running averages."""
+  if batch_stats:
+    images, _ = gen_model.apply(variables, z, train=True, mutable=["batch_stats"])
+  else:
+    images = gen_model.apply(variables, z, train=False)
+  return (images + 1.0) / 2.0
 
 
 def sample(state_tree: dict, meta: dict, options: SampleOptions) -> np.ndarray:
   """The task's sampling hook (dljax.tasks): `options.num_images` images [num, H, W, C] in [0, 1]
-  from z ~ N(0, I), given a restored checkpoint tree and its meta."""
+  from z ~ N(0, I), given a restored checkpoint tree and its meta, in the run's BatchNorm
+  sampling mode."""
   gen_model = build_model(meta["model"])
   gen = state_tree["gen"]
   z = jax.random.normal(
     jax.random.PRNGKey(options.seed), (options.num_images, gen_model.latent_dim)
   )
-  return np.asarray(generate(gen_model, {"params": gen["params"], **gen["mutable"]}, z))
+  variables = {"params": gen["params"], **gen["mutable"]}
+  return np.asarray(generate(gen_model, variables, z, meta.get("batch_stats", False)))
 
 
 def write_samples(images, step: int, num_steps: int, workdir: str):
@@ -120,7 +131,8 @@ def write_samples(images, step: int, num_steps: int, workdir: str):
 def build_experiment(config, mesh) -> Experiment:
   data = load_image_dataset(config.dataset, config.data_dir or None, config.tfds_download)
   for net in (config.gen, config.disc):
-    check_image_shape(data.image_shape, len(net.model.features))
+    strides = conv_strides(len(net.model.features), net.model.get("stages", 0))
+    check_image_shape(data.image_shape, strides.count(2))
   gen_spec = model_spec(config.gen.model, image_shape=data.image_shape)  # saved in checkpoints
   disc_spec = model_spec(config.disc.model, image_shape=data.image_shape)
   gen_model, disc_model = build_model(gen_spec), build_model(disc_spec)
@@ -149,20 +161,26 @@ def build_experiment(config, mesh) -> Experiment:
   )
   test_images = jnp.asarray(data.test_images * 2.0 - 1.0)
 
+  batch_stats = config.sample_batch_stats
+  other_mode = "running_averages" if batch_stats else "batch_statistics"
+
   @jax.jit
   def eval_scores(state: GANState, z, real):
-    """Samples from z and D's mean score on `real` and on them, both nets in inference mode."""
-    samples = generate(gen_model, state.gen.variables(), z)
+    """Samples from z in both BatchNorm modes (the configured one first), and D's mean score in
+    inference mode on `real` and on the first ones."""
+    samples = generate(gen_model, state.gen.variables(), z, batch_stats)
+    other = generate(gen_model, state.gen.variables(), z, not batch_stats)
     score = lambda x: jnp.mean(jax.nn.sigmoid(disc_model.apply(state.disc.variables(), x)))
-    return samples, {"real_score": score(real), "fake_score": score(samples * 2.0 - 1.0)}
+    return samples, other, {"real_score": score(real), "fake_score": score(samples * 2.0 - 1.0)}
 
-  sample_grid = jax.jit(lambda variables: generate(gen_model, variables, grid_z))
+  sample_grid = jax.jit(lambda variables: generate(gen_model, variables, grid_z, batch_stats))
 
   def evaluate(state):
-    samples, scores = eval_scores(state, eval_z, test_images)
+    samples, other, scores = eval_scores(state, eval_z, test_images)
     metrics = {k: float(v) for k, v in scores.items()}
     if fid_scorer is not None:
-      metrics["fid_mnist_cnn"] = fid_scorer(np.asarray(samples))
+      metrics.update(fid_scorer(np.asarray(samples)))
+      metrics[f"fid_mnist_cnn_{other_mode}"] = fid_scorer(np.asarray(other))["fid_mnist_cnn"]
     return metrics
 
   def after_eval(state, step, workdir):
@@ -175,7 +193,7 @@ def build_experiment(config, mesh) -> Experiment:
     evaluate=evaluate,
     num_steps=num_steps,
     identity={"dataset": config.dataset, "gen": gen_spec, "disc": disc_spec},
-    meta={"model": gen_spec},
+    meta={"model": gen_spec, "batch_stats": batch_stats},
     hooks=Hooks(after_eval=after_eval, final_extras=fid_floor_extras),
     mesh=mesh,
   )

@@ -171,7 +171,7 @@ def build_experiment(config, mesh) -> Experiment:
     if int(state.step) >= num_steps:  # the final evaluation: the k-sample bound costs k ELBOs
       result["nll_iw"] = evaluate_batches(iw_step, state, iw_batches, eval_rng)["loss"]
     if fid_scorer is not None:  # as many samples as test images, as the floor has
-      result["fid_mnist_cnn"] = fid_scorer(np.asarray(decode_means(model, state.params, fid_z)))
+      result.update(fid_scorer(np.asarray(decode_means(model, state.params, fid_z))))
     return result
 
   def after_eval(state, step, workdir):

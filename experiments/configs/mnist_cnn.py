@@ -2,8 +2,9 @@
 
   python -m experiments.train --config experiments/configs/mnist_cnn.py --workdir runs/mnist_cnn
 
-Defaults to the offline `mnist5k` (4,000 train / 1,000 test real MNIST digits); full TFDS MNIST
-with --config.dataset=mnist. Variant `smoke` runs in seconds (tests).
+Defaults to the offline `mnist5k` (4,000 train / 1,000 test real MNIST digits); full MNIST
+(60,000 / 10,000) with --config.dataset=mnist after `python -m dljax.data.fetch mnist`. Variant
+`smoke` runs in seconds (tests).
 Its measured accuracy and times: README's results table (`python -m benchmarks.reproduce`).
 """
 

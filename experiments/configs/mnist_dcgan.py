@@ -1,22 +1,19 @@
-"""DCGAN on MNIST digits: a generator and a discriminator, each with its own Adam, in one step.
+"""DCGAN on full MNIST: a generator and a discriminator, each with its own Adam, in one step.
 
+  python -m dljax.data.fetch mnist
   python -m experiments.train --config experiments/configs/mnist_cnn.py --workdir runs/mnist_cnn
   python -m experiments.train --config experiments/configs/mnist_dcgan.py --workdir runs/mnist_dcgan
 
-The first command trains the classifier whose features `fid_mnist_cnn` compares
-(dljax/tasks/fid.py).
-Defaults to the offline `mnist5k` (4,000 train digits); --config.dataset=fashion_mnist or cifar10
-(32x32x3) through TFDS, with --config.fid_classifier_workdir='' unless a classifier of such
-images is given. Variant `smoke` runs in seconds without a classifier (tests).
-
-Measured on the shared 2-core CPU (2 CPU devices, jax 0.10.2), heavily loaded (load average
-11-19): fid_mnist_cnn 184.5 (real-vs-real floor 7.2; the MLP VAE: 211.7) after 3,000 steps,
-1,429 s wall at 412 ms/step, 358 s of CPU time; ~90 ms/step on a quiet machine (~5 minutes).
+The second command trains the classifier whose features `fid_mnist_cnn` compares and whose
+predictions give the samples' class shares (dljax/tasks/fid.py). --config.dataset=fashion_mnist with
+--config.fid_classifier_workdir=runs/fashion_cnn (experiments/configs/fashion_cnn.py), or
+cifar10 (32x32x3, TFDS) with --config.fid_classifier_workdir=''. Variant `smoke` runs in seconds
+on the embedded mnist5k without a classifier (tests). Measured figures: docs/gans.md.
 """
 
 import ml_collections
 
-from dljax.config import apply_variant, image_config, make_smoke
+from dljax.config import apply_variant, dataset_config, make_smoke
 
 
 def adam_for_gans(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -30,25 +27,32 @@ def adam_for_gans(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def get_config(variant: str = ""):
-  c = image_config("gan")  # mnist5k; or fashion_mnist, cifar10 (TFDS)
+  c = dataset_config("gan", "mnist", tfds_download=True)  # or mnist5k, fashion_mnist, cifar10
   c.batch_size = 64  # real images per step (and as many generated ones)
-  c.num_steps = 3000  # generator updates (each step also updates the discriminator once)
-  c.eval_every_steps = 250  # sample grid + scores (+ FID) this often: the GIF's frames
-  c.checkpoint_every_steps = 1000
+  c.num_steps = 5000  # generator updates (each step also updates the discriminator once)
+  c.eval_every_steps = 500  # sample grid + scores (+ FID) this often: the GIF's frames
+  c.checkpoint_every_steps = 500
   c.num_grid_samples = 64  # samples from one fixed noise batch per grid
+  # Sample with G's BatchNorm on the sampled batch's statistics (True, as in training) or on its
+  # running averages (False); evaluations also report the FID of the other mode.
+  c.sample_batch_stats = True
   c.fid_classifier_workdir = "runs/mnist_cnn"  # mnist_cnn run for fid_mnist_cnn ('' = no FID)
 
   c.gen = ml_collections.ConfigDict()  # the generator: its model and its optimizer
   c.gen.model = ml_collections.ConfigDict()
   c.gen.model.name = "dcgan_generator"  # dljax.models.dcgan
   c.gen.model.latent_dim = 64  # size of the noise z ~ N(0, I)
-  c.gen.model.features = (64, 32)  # channels at 7x7, then 14x14 (28x28 images; 8, 16 for 32x32)
+  c.gen.model.features = (128, 64)  # channels at 7x7, then 14x14 (28x28 images; 8, 16 for 32x32)
+  c.gen.model.stages = (
+    0  # the last this many convolutions double the side, any before keep it (0: all)
+  )
   c.gen.optimizer = adam_for_gans(c.optimizer)
 
   c.disc = ml_collections.ConfigDict()  # the discriminator: its model and its optimizer
   c.disc.model = ml_collections.ConfigDict()
   c.disc.model.name = "dcgan_discriminator"  # dljax.models.dcgan
-  c.disc.model.features = (32, 64)  # channels at 14x14, then 7x7 (28x28 images)
+  c.disc.model.features = (64, 128)  # channels at 14x14, then 7x7 (28x28 images)
+  c.disc.model.stages = 0  # the first this many convolutions halve the side (0: all)
   c.disc.optimizer = adam_for_gans(c.optimizer)
 
   apply_variant(c, variant, {"smoke": smoke})
@@ -57,6 +61,7 @@ def get_config(variant: str = ""):
 
 
 def smoke(c):
+  c.dataset = "mnist5k"  # embedded: the tests need no fetch
   c.batch_size = 16
   c.gen.model.latent_dim = 8
   c.gen.model.features = (8, 4)

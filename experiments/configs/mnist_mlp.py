@@ -2,8 +2,8 @@
 
   python -m experiments.train --config experiments/configs/mnist_mlp.py --workdir runs/mnist_mlp
 
-Defaults to the offline `mnist5k`; full TFDS MNIST with --config.dataset=mnist.
-Variant `smoke` runs in seconds (tests).
+Defaults to the offline `mnist5k`; full MNIST with --config.dataset=mnist (after
+`python -m dljax.data.fetch mnist`). Variant `smoke` runs in seconds (tests).
 Its measured accuracy and times: README's results table (`python -m benchmarks.reproduce`).
 """
 
