@@ -102,7 +102,8 @@ def test_nan_in_the_generator_loss_stops_the_run_naming_it(smoke, tmp_path):
     jax.set_mesh(exp.mesh),
     pytest.raises(NonFiniteLossError, match="gen_loss became NaN or inf at step 7"),
   ):
-    loop.run(dataclasses.replace(exp, train_step=poisoned), loop_options(config), str(tmp_path))
+    poisoned_exp = dataclasses.replace(exp, train_step=dataclasses.replace(step, fn=poisoned))
+    loop.run(poisoned_exp, loop_options(config), str(tmp_path))
 
 
 def test_image_shapes_the_model_cannot_take_are_refused():
