@@ -402,9 +402,12 @@ def table(results: dict) -> str:
     config = f"`{row.config.removesuffix('.py').replace('.py', '')}`"
     entry = results["rows"].get(name)
     if row.not_run or entry is None:
-      lines.append(
-        f"| {config} | {row.what} | not run here ({row.not_run or 'not measured yet'}) | | |"
+      why = (
+        f"not run here ({row.not_run})"
+        if row.not_run
+        else f"not measured yet (`python -m benchmarks.reproduce --rows {name}`)"
       )
+      lines.append(f"| {config} | {row.what} | {why} | | |")
       continue
     fig = entry["figures"]
     lines.append(
