@@ -184,6 +184,7 @@ def basics_config() -> ml_collections.ConfigDict:
   c.optimizer.learning_rate = 0.1
   c.optimizer.momentum = 0.0
   c.optimizer.schedule = "constant"
+  return c
 
 
 def denoising_config(task: str) -> ml_collections.ConfigDict:
