@@ -36,7 +36,8 @@ def test_the_pages_smoke_command_trains_the_model(tmp_path):
 def test_the_model_lives_only_in_the_files_the_page_names():
   section = _page().split("## The files")[1].split("\n## ")[0]
   named = {
-    os.path.normpath(os.path.join("docs", link)) for link in re.findall(r"\]\(([^)]+)\)", section)
+    os.path.normpath(os.path.join("docs", link))
+    for link in re.findall(r"\]\(([^)#]+)(?:#L\d+)?\)", section)
   }
   tracked = subprocess.run(
     ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
