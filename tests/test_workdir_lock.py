@@ -1,7 +1,6 @@
 """One run per WORKDIR: a second run is refused at once and the first goes on unharmed; a run
 killed with SIGKILL leaves no lock behind."""
 
-import json
 import os
 import signal
 import subprocess
