@@ -12,6 +12,7 @@ import pytest
 from dljax.data import text as text_data
 from dljax.models.generation import generate
 from dljax.models.gpt import GPT, GPTConfig, attention_weights, init_kv_cache
+from dljax.models.lstm import LSTM
 from dljax.models.rnn_lm import RNNLM
 
 VOCAB = 13
@@ -161,6 +162,44 @@ def test_rnn_stepwise_matches_scanned(cell_type):
   first, carry = model.apply(params, tokens[:, :3], carry=initial)
   rest, _ = model.apply(params, tokens[:, 3:], carry=carry)
   np.testing.assert_allclose(jnp.concatenate([first, rest], axis=1), scanned, atol=1e-5)
+
+
+class FlaxLSTM(nn.Module):
+  """The reference: Flax's own LSTM cell run over the sequence by nn.RNN."""
+
+  @nn.compact
+  def __call__(self, xs, carry):
+    return nn.RNN(nn.OptimizedLSTMCell(16, name="cell"), return_carry=True)(xs, initial_carry=carry)
+
+
+class HoistedLSTM(nn.Module):
+  @nn.compact
+  def __call__(self, xs, carry):
+    return LSTM(16, name="cell").sequence(carry, xs)
+
+
+def test_lstm_has_flax_parameters_values_and_gradients():
+  """dljax's LSTM (hoisted input projection, fused gates, hand-written backward) is Flax's
+  OptimizedLSTMCell: the same parameter tree from the same key, the same outputs and final
+  carry, and the same gradients for the parameters, the inputs and the initial carry."""
+  xs = jax.random.normal(jax.random.key(1), (3, 9, 5))
+  carry = tuple(jax.random.normal(jax.random.key(k), (3, 16)) for k in (2, 3))
+  params = FlaxLSTM().init(jax.random.key(0), xs, carry)
+  ours = HoistedLSTM().init(jax.random.key(0), xs, carry)
+  jax.tree.map(np.testing.assert_array_equal, params, ours)
+
+  def loss(model, params, xs, carry):
+    (c, h), outputs = model.apply(params, xs, carry)
+    return jnp.sum(jnp.sin(outputs)) + jnp.sum(c**2) + jnp.sum(h)
+
+  for model_output, our_output in zip(
+    jax.tree.leaves(FlaxLSTM().apply(params, xs, carry)),
+    jax.tree.leaves(HoistedLSTM().apply(params, xs, carry)),
+  ):
+    np.testing.assert_allclose(our_output, model_output, atol=1e-6)
+  reference = jax.grad(loss, argnums=(1, 2, 3))(FlaxLSTM(), params, xs, carry)
+  gradients = jax.grad(loss, argnums=(1, 2, 3))(HoistedLSTM(), params, xs, carry)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), gradients, reference)
 
 
 class Bigram(nn.Module):

@@ -1,6 +1,7 @@
 """Multi-layer LSTM/GRU language model (Flax Linen).
 
-Training runs each layer over the whole sequence with ``nn.RNN`` (a scan); generation
+Training runs each layer over the whole sequence (an LSTM with :meth:`LSTM.sequence`, whose
+input projection is one matmul outside the scan; a GRU with ``nn.RNN``); generation
 (:mod:`dljax.models.generation`, through :meth:`RNNLM.prefill` and :meth:`RNNLM.decode_step`)
 calls the very same cells one token at a time on an explicit carry, so both paths share
 parameters and agree exactly.
@@ -14,8 +15,9 @@ import flax.linen as nn
 import jax
 
 from dljax.models.embedding import embed_tokens
+from dljax.models.lstm import LSTM
 
-_CELLS = {"lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell}
+_CELLS = {"lstm": LSTM, "gru": nn.GRUCell}
 
 
 class RNNLM(nn.Module):
@@ -38,7 +40,9 @@ class RNNLM(nn.Module):
     self.cells = [
       cell_class(self.hidden_size, name=f"cell_{layer}") for layer in range(self.num_layers)
     ]
-    self.layers = [nn.RNN(cell, return_carry=True) for cell in self.cells]
+    self.gru_layers = [
+      nn.RNN(cell, return_carry=True) for cell in self.cells if self.cell_type == "gru"
+    ]
     self.drop = nn.Dropout(self.dropout)
     self.head = nn.Dense(self.vocab_size, name="head")
 
@@ -49,13 +53,13 @@ class RNNLM(nn.Module):
     it and ``(logits, new_carry)`` is returned.
     """
     x = self.drop(embed_tokens(self.embed, tokens), deterministic=deterministic)
-    initial = carry if carry is not None else (None,) * self.num_layers
+    initial = carry if carry is not None else self.init_carry(tokens.shape[0])
     new_carry = []
-    for layer, layer_carry in zip(self.layers, initial):
-      if layer_carry is None:
-        layer_carry, x = layer(x)
+    for layer, layer_carry in enumerate(initial):
+      if self.cell_type == "lstm":
+        layer_carry, x = self.cells[layer].sequence(layer_carry, x)
       else:
-        layer_carry, x = layer(x, initial_carry=layer_carry)
+        layer_carry, x = self.gru_layers[layer](x, initial_carry=layer_carry)
       new_carry.append(layer_carry)
       x = self.drop(x, deterministic=deterministic)
     logits = self.head(x)
