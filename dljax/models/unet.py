@@ -53,7 +53,11 @@ class SelfAttention(nn.Module):
   def __call__(self, x):
     n, h, w, c = x.shape
     y = _norm(c)(x).reshape(n, h * w, c)
-    y = nn.SelfAttention(num_heads=1, qkv_features=c, out_features=c)(y)
+    # Named as nn.SelfAttention (deprecated) named itself: checkpoints keep their parameter paths.
+    attention = nn.MultiHeadDotProductAttention(
+      1, qkv_features=c, out_features=c, name="SelfAttention_0"
+    )
+    y = attention(y)
     return x + y.reshape(n, h, w, c)
 
 
