@@ -284,7 +284,9 @@ def test_the_launcher_exits_with_its_processes_failure(tmp_path):
     timeout=120,
   )
   assert out.returncode == 2
-  assert out.stderr.count("error: xla_optimization_level=4 is not 0, 1, 2, 3 or -1") == 2
+  # The first process to fail reports it; the launcher then stops the other, which may or may not
+  # have reached the same check.
+  assert out.stderr.count("error: xla_optimization_level=4 is not 0, 1, 2, 3 or -1") in (1, 2)
   assert not (tmp_path / "job").exists()
 
 
