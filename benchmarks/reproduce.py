@@ -201,8 +201,8 @@ ROWS = {
     "network, 1,500 steps; 10,000 samples by DDIM, 10 steps",
     (
       *GENERATED_SAMPLES,
-      Metric("neg_elbo_nats", "-ELBO", "{:.1f}", unit=" nats (8-bit)"),
-      Metric("sample_seconds_per_1000", "sampling", "{:.1f}", unit=" s per 1,000"),
+      Metric("neg_elbo_nats", "-ELBO of eight-bit digits", "{:.1f}", unit=" nats"),
+      Metric("sample_seconds_per_1000", "sampling", "{:.1f}", unit=" s per thousand"),
     ),
     flags=("--config.fid_classifier_workdir={run:mnist_cnn}",),
   ),
@@ -212,7 +212,7 @@ ROWS = {
     "samples by Euler, 10 steps",
     (
       *GENERATED_SAMPLES,
-      Metric("sample_seconds_per_1000", "sampling", "{:.1f}", unit=" s per 1,000"),
+      Metric("sample_seconds_per_1000", "sampling", "{:.1f}", unit=" s per thousand"),
     ),
     flags=("--config.fid_classifier_workdir={run:mnist_cnn}",),
   ),
