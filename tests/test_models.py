@@ -12,6 +12,7 @@ import pytest
 from dljax.errors import DljaxError
 from dljax.models import build_model, model_spec
 from dljax.models.cnn import ShiftConv, pool2x2
+from dljax.models.dcgan import ConvTranspose2x
 from dljax.train_state import count_params
 
 
@@ -63,6 +64,22 @@ def test_shift_conv_equals_flax_conv_forward_and_gradient():
   )
   loss = lambda conv: lambda p, x: jnp.sum(jnp.sin(conv.apply(p, x)))
   grads = [jax.grad(loss(conv), argnums=(0, 1))(params, x) for conv in (shift_conv, flax_conv)]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
+
+
+def test_conv_transpose_2x_equals_flax_conv_transpose_forward_and_gradient():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 6, 3))  # not square: rows and columns differ
+  flax_conv, phase_conv = nn.ConvTranspose(4, (4, 4), strides=(2, 2)), ConvTranspose2x(4)
+  params = flax_conv.init(jax.random.PRNGKey(1), x)
+  params = jax.tree.map(lambda p: p + 0.1, params)  # a nonzero bias, too
+  assert jax.tree.map(jnp.shape, phase_conv.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
+    jnp.shape, params
+  )
+  y = phase_conv.apply(params, x)
+  assert y.shape == (2, 10, 12, 4)
+  np.testing.assert_allclose(y, flax_conv.apply(params, x), rtol=1e-5, atol=1e-5)
+  loss = lambda conv: lambda p, x: jnp.sum(jnp.sin(conv.apply(p, x)))
+  grads = [jax.grad(loss(conv), argnums=(0, 1))(params, x) for conv in (phase_conv, flax_conv)]
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
 
 
