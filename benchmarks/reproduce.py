@@ -86,6 +86,7 @@ GENERATED_SAMPLES = (
   Metric("fid_mnist_cnn", "fid_mnist_cnn", "{:.1f}"),
   Metric("fid_mnist_cnn_real_vs_real", "real-vs-real floor", "{:.1f}"),
   Metric("min_class_share", "smallest class", "{:.1f}", 100, " %"),
+  Metric("max_class_share", "largest class", "{:.1f}", 100, " %"),
 )
 
 # Rows in README order. A new row is one entry; a `{run:ROW}` flag runs ROW first when its
@@ -184,9 +185,12 @@ ROWS = {
   ),
   "mnist_dcgan": Row(
     "mnist_dcgan.py",
-    "DCGAN on full MNIST (`python -m dljax.data.fetch mnist`), G 128-64 / D 64-128, 5,000 steps, "
+    "DCGAN on full MNIST (`python -m dljax.data.fetch mnist`), G 256-128-64 / D 64-128, 6,000 steps, "
     "D then G in one jitted step, Adam 2e-4 / 0.5 each",
-    (*GENERATED_SAMPLES,),
+    (
+      *GENERATED_SAMPLES,
+      Metric("fid_mnist_cnn_running_averages", "fid_mnist_cnn with running averages", "{:.1f}"),
+    ),
     flags=("--config.fid_classifier_workdir={run:mnist_cnn}",),
   ),
   "fashion_cnn": Row(
@@ -198,7 +202,7 @@ ROWS = {
   "mnist_ddpm": Row(
     "mnist_ddpm.py",
     "DDPM (cosine schedule, noise prediction) on full MNIST, (16, 32, 32) U-Net with an EMA "
-    "network, 1,500 steps; 10,000 samples by DDIM, 10 steps",
+    "network, 5,000 steps; 10,000 samples by DDIM, 10 steps",
     (
       *GENERATED_SAMPLES,
       Metric("neg_elbo_nats", "-ELBO of eight-bit digits", "{:.1f}", unit=" nats"),
@@ -208,7 +212,7 @@ ROWS = {
   ),
   "mnist_flow": Row(
     "mnist_flow.py",
-    "flow matching (rectified flow) on full MNIST, the same U-Net and EMA, 1,500 steps; 10,000 "
+    "flow matching (rectified flow) on full MNIST, the same U-Net and EMA, 5,000 steps; 10,000 "
     "samples by Euler, 10 steps",
     (
       *GENERATED_SAMPLES,

@@ -120,6 +120,7 @@ def test_image_shapes_the_model_cannot_take_are_refused():
     f"--config={config_path('mnist_dcgan')}:smoke",
     "--workdir=/nonexistent/unused",
     "--config.gen.model.features=(8, 4, 2)",
+    "--config.gen.model.stages=0",  # all three double the side
   )
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1].startswith("error: a DCGAN with 3 stages needs")

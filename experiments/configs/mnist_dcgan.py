@@ -29,7 +29,7 @@ def adam_for_gans(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 def get_config(variant: str = ""):
   c = dataset_config("gan", "mnist", tfds_download=True)  # or mnist5k, fashion_mnist, cifar10
   c.batch_size = 64  # real images per step (and as many generated ones)
-  c.num_steps = 5000  # generator updates (each step also updates the discriminator once)
+  c.num_steps = 6000  # generator updates (each step also updates the discriminator once)
   c.eval_every_steps = 500  # sample grid + scores (+ FID) this often: the GIF's frames
   c.checkpoint_every_steps = 500
   c.num_grid_samples = 64  # samples from one fixed noise batch per grid
@@ -42,10 +42,10 @@ def get_config(variant: str = ""):
   c.gen.model = ml_collections.ConfigDict()
   c.gen.model.name = "dcgan_generator"  # dljax.models.dcgan
   c.gen.model.latent_dim = 64  # size of the noise z ~ N(0, I)
-  c.gen.model.features = (128, 64)  # channels at 7x7, then 14x14 (28x28 images; 8, 16 for 32x32)
-  c.gen.model.stages = (
-    0  # the last this many convolutions double the side, any before keep it (0: all)
-  )
+  # Channels at 7x7 (twice: a stride-1 convolution first), then 14x14 (28x28 images; 8, 16 for
+  # 32x32): the widths of DCGAN implementations for MNIST.
+  c.gen.model.features = (256, 128, 64)
+  c.gen.model.stages = 2  # the last this many convolutions double the side, any before keep it
   c.gen.optimizer = adam_for_gans(c.optimizer)
 
   c.disc = ml_collections.ConfigDict()  # the discriminator: its model and its optimizer
