@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from dljax.errors import DljaxError
+from dljax.models.vae import depth_to_space
 
 # Momentum of the BatchNorm running statistics used for sampling: the generator changes quickly,
 # and flax's default 0.99 would average over ~100 steps of stale networks (PyTorch's is 0.9).
@@ -38,19 +39,21 @@ class ConvTranspose2x(nn.Module):
     kernel = self.param(
       "kernel", nn.initializers.lecun_normal(), (4, 4, x.shape[-1], self.features)
     )
-    # Output row 2m reads input rows m-1, m through kernel rows 0, 2; row 2m+1 reads rows m,
-    # m+1 through kernel rows 1, 3 (the same for columns).
-    taps, pads = ((0, 2), (1, 3)), ((1, 0), (0, 1))
+    # Output row 2m + p (phase p) reads input rows m - 1 + p and m + p through kernel rows p
+    # and p + 2 (the same for columns): a 2x2 kernel, padded before for phase 0, after for 1.
+    pads = ((1, 0), (0, 1))
 
     def phase(p, q):
-      k = kernel[jnp.array(taps[p])][:, jnp.array(taps[q])]
       return lax.conv_general_dilated(
-        x, k, (1, 1), (pads[p], pads[q]), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        x,
+        kernel[p::2, q::2],
+        (1, 1),
+        (pads[p], pads[q]),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
       )
 
-    y = jnp.stack([jnp.stack([phase(p, q) for q in (0, 1)], axis=3) for p in (0, 1)], axis=2)
-    n, h, _, w, _, c = y.shape  # [N, H, 2 (row phase), W, 2 (column phase), C]
-    y = y.reshape(n, 2 * h, 2 * w, c)
+    # Phases (0, 0), (0, 1), (1, 0), (1, 1) as channel blocks: the sub-pixel layout.
+    y = depth_to_space(jnp.concatenate([phase(p, q) for p in (0, 1) for q in (0, 1)], axis=-1))
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
     return y
