@@ -58,8 +58,13 @@ def make_data_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
   )
 
 
+def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
+  """A whole copy of an array on every device of `mesh` (and so on every process)."""
+  return NamedSharding(mesh, P())
+
+
 def replicate(tree, mesh: jax.sharding.Mesh):
-  return jax.device_put(tree, NamedSharding(mesh, P()))
+  return jax.device_put(tree, replicated(mesh))
 
 
 def batch_sharding(mesh: jax.sharding.Mesh, batch_size: int) -> NamedSharding:

@@ -146,6 +146,26 @@ def test_unet_keeps_the_image_shape_and_needs_labels_when_conditional():
     conditional.apply(variables, x, t)
 
 
+def test_sharded_sampling_splits_the_images_over_the_devices_and_draws_the_same_ones():
+  from dljax.tasks.denoising import generate
+
+  model = UNet(image_shape=(8, 8, 1), features=(8, 8))
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)), jnp.zeros((1,)))["params"]
+  mesh = parallel.make_data_mesh(2)
+  params = parallel.replicate(params, mesh)
+
+  def draw(sharding):
+    method = diffusion.make_method(50)
+    run = lambda p, k: generate(method, model, p, k, 6, 3, "ddim", 0.0, False, sharding)
+    return jax.jit(run, out_shardings=parallel.replicated(mesh)).lower(params, key).compile()
+
+  key = jax.random.PRNGKey(1)
+  sharded, replicated = draw(parallel.batch_sharding(mesh, 6)), draw(None)
+  # Split, each device's U-Net works on 3 of the 6 images; replicated, each on all 6.
+  assert "f32[3,8,8," in sharded.as_text() and "f32[3,8,8," not in replicated.as_text()
+  np.testing.assert_allclose(sharded(params, key)[0], replicated(params, key)[0], atol=1e-6)
+
+
 def test_conditional_ddpm_smoke_run_reports_the_elbo_and_writes_its_figures(tmp_path):
   from dljax import loop
   from dljax.tasks import build_experiment, loop_options
@@ -215,3 +235,19 @@ def test_generate_samples_a_flow_run_with_other_steps_and_sampler(flow_run, tmp_
   assert result.stderr.strip().splitlines()[-1] == (
     "error: experiments.generate: unknown sampler 'ddim'; this model samples with euler, heun"
   )
+
+
+def test_many_images_are_drawn_in_batches_each_from_its_own_noise(flow_run, monkeypatch):
+  from dljax.checkpoint import Checkpointer
+  from dljax.tasks import SampleOptions, denoising
+
+  checkpointer = Checkpointer(str(flow_run / "checkpoints"), {})
+  step = checkpointer.latest_step()
+  meta, tree = checkpointer.read_meta(step), checkpointer.restore_raw(step)
+  monkeypatch.setattr(denoising, "SAMPLE_BATCH", 4)
+  images = flow_matching.sample(tree, meta, SampleOptions(num=10, steps=2))
+  assert images.shape == (10, 8, 8, 1)
+  # Three batches of four (the last cut to two), none a copy of another.
+  assert not np.allclose(images[:2], images[4:6]) and not np.allclose(images[4:6], images[8:])
+  one_batch = flow_matching.sample(tree, meta, SampleOptions(num=3, steps=2))
+  assert one_batch.shape == (3, 8, 8, 1)

@@ -33,6 +33,7 @@ from dljax.errors import DljaxError
 from dljax.experiment import Experiment, Hooks
 from dljax.models import build_model, model_spec
 from dljax.optim import make_optimizer
+from dljax.parallel import batch_sharding, replicated
 from dljax.steps import Polyak, Update, make_train_step
 from dljax.tasks import SampleOptions
 from dljax.tasks.fid import make_sample_scorer
@@ -108,14 +109,27 @@ def sample_labels(num: int, num_classes: int):
 
 
 def generate(
-  method: Method, model, params, rng, num, steps, sampler, guidance=0.0, trajectory=False
+  method: Method,
+  model,
+  params,
+  rng,
+  num,
+  steps,
+  sampler,
+  guidance=0.0,
+  trajectory=False,
+  noise_sharding=None,
 ):
   """`num` images [num, H, W, C] in [0, 1] from `params` with `steps` sampler steps, and with
   `trajectory` the states after each step [steps, num, H, W, C] (else None); jit it with
-  everything but `params` and `rng` static."""
+  everything but `params` and `rng` static. `noise_sharding` (of a batch [num, ...]) splits the
+  images over a mesh's devices; without it, params replicated over a mesh would have every
+  device draw every image."""
   labels = sample_labels(num, model.num_classes)
   noise_rng, sample_rng = jax.random.split(rng)
   noise = jax.random.normal(noise_rng, (num, *model.image_shape))
+  if noise_sharding is not None:
+    noise = jax.lax.with_sharding_constraint(noise, noise_sharding)
   f = network_fn(model, params, labels, guidance)
   images, path = method.sample(f, noise, sample_rng, steps, sampler, trajectory)
   to_unit = lambda y: (jnp.clip(y, -1.0, 1.0) + 1.0) / 2.0
@@ -131,6 +145,9 @@ def check_sampler(method: Method, sampler: str, steps: int, where: str):
     raise DljaxError(f"{where}: sampler steps must be at least 1, got {steps}")
 
 
+SAMPLE_BATCH = 500  # images per jitted sampling call of `sample_from_checkpoint`
+
+
 def sample_from_checkpoint(method: Method, state_tree, meta, options: SampleOptions) -> np.ndarray:
   """The diffusion and flow-matching tasks' sampling hook (dljax.tasks): `options.num_images`
   images from a restored checkpoint tree, the EMA parameters with the run's sampler, steps and
@@ -140,10 +157,16 @@ def sample_from_checkpoint(method: Method, state_tree, meta, options: SampleOpti
   num, rng = options.num_images, jax.random.PRNGKey(options.seed)
   check_sampler(method, sampler, steps, "experiments.generate")
   model = build_model(meta["model"])
+  # In batches of at most SAMPLE_BATCH, each from its own key: the U-Net's activations on 10,000
+  # images at once would take gigabytes.
+  batch = min(num, SAMPLE_BATCH)
   draw = jax.jit(
-    lambda params, key: generate(method, model, params, key, num, steps, sampler, meta["guidance"])
+    lambda params, key: generate(
+      method, model, params, key, batch, steps, sampler, meta["guidance"]
+    )
   )
-  return np.asarray(draw(state_tree["ema"], rng)[0])
+  keys = [rng] if num <= batch else jax.random.split(rng, -(-num // batch))
+  return np.concatenate([np.asarray(draw(state_tree["ema"], key)[0]) for key in keys])[:num]
 
 
 def _conditional_labels(rng, labels, num_classes: int, dropout: float):
@@ -202,7 +225,8 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
     return jnp.mean(method.loss(network_fn(model, ema, test_labels), test_images, eval_rng))
 
   def draw(num, trajectory=False):
-    """Jitted (params, rng) -> (images in [0, 1], their trajectory or None), the run's sampler."""
+    """Jitted (params, rng) -> (images in [0, 1], their trajectory or None), the run's sampler:
+    each device draws its share of the images, and every process gets all of them back."""
     return jax.jit(
       lambda params, rng: generate(
         method,
@@ -214,7 +238,9 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
         config.sampler,
         config.guidance_scale,
         trajectory,
-      )
+        batch_sharding(mesh, num),
+      ),
+      out_shardings=replicated(mesh),
     )
 
   grid_key = jax.random.PRNGKey(config.seed + 2)
