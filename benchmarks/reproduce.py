@@ -78,6 +78,8 @@ class Row:
   step: str = ""  # what the loop's step is when not one update (RL: a chunk of updates)
   race_pairs: int = 2
   not_run: str = ""  # why this machine cannot run it (then the row is never run)
+  # "SAMPLER:STEPS" that benchmarks.samplers compares on the row's run (diffusion, flow matching)
+  samplers: tuple[str, ...] = ()
 
 
 # What a generative row shows of its 10,000 samples (dljax.tasks.fid): FID, its floor, and the
@@ -183,6 +185,16 @@ ROWS = {
     ),
     flags=("--config.fid_classifier_workdir=",),
   ),
+  "mnist_vae_mnist": Row(
+    "mnist_vae.py:mnist",
+    "the MLP VAE on binarized full MNIST (`python -m dljax.data.fetch mnist`), 20 epochs",
+    (
+      Metric("neg_elbo", "test neg_elbo", "{:.2f}"),
+      Metric("nll_iw", "nll_iw (k={iw_samples})", "{:.2f}", unit=" nats"),
+      *GENERATED_SAMPLES,
+    ),
+    flags=("--config.fid_classifier_workdir={run:mnist_cnn}",),
+  ),
   "mnist_dcgan": Row(
     "mnist_dcgan.py",
     "DCGAN on full MNIST (`python -m dljax.data.fetch mnist`), G 256-128-64 / D 64-128, 6,000 steps, "
@@ -202,13 +214,23 @@ ROWS = {
   "mnist_ddpm": Row(
     "mnist_ddpm.py",
     "DDPM (cosine schedule, noise prediction) on full MNIST, (16, 32, 32) U-Net with an EMA "
-    "network, 5,000 steps; 10,000 samples by DDIM, 10 steps",
+    "network, 5,000 steps; 10,000 samples by ancestral sampling, 25 steps",
     (
       *GENERATED_SAMPLES,
       Metric("neg_elbo_nats", "-ELBO of eight-bit digits", "{:.1f}", unit=" nats"),
       Metric("sample_seconds_per_1000", "sampling", "{:.1f}", unit=" s per thousand"),
     ),
     flags=("--config.fid_classifier_workdir={run:mnist_cnn}",),
+    samplers=(
+      "ddim:10",
+      "ddim:25",
+      "ddim:50",
+      "ddim:250",
+      "ddpm:25",
+      "ddpm:50",
+      "ddpm:100",
+      "ddpm:250",
+    ),
   ),
   "mnist_flow": Row(
     "mnist_flow.py",
@@ -219,6 +241,7 @@ ROWS = {
       Metric("sample_seconds_per_1000", "sampling", "{:.1f}", unit=" s per thousand"),
     ),
     flags=("--config.fid_classifier_workdir={run:mnist_cnn}",),
+    samplers=("euler:10", "euler:50", "heun:5", "heun:25"),
   ),
 }
 
@@ -469,8 +492,18 @@ def table(results: dict) -> str:
 
 
 def page_value(results: dict, ref: str) -> str:
-  """The figure `ROW.FIGURE[.INDEX]` of results.json, as a page shows it."""
+  """The figure `ROW.FIGURE[.INDEX]` of results.json, or `ROW.samplers.SAMPLER_STEPS.FIGURE`
+  (benchmarks.samplers), as a page shows it."""
   name, _, key = ref.partition(".")
+  if key.startswith("samplers."):
+    _, spec, figure = key.split(".")
+    value = results["rows"].get(name, {}).get("samplers", {}).get(spec, {}).get(figure)
+    if value is None:
+      raise DljaxError(
+        f"a page quotes result {ref}, which results.json does not have (python -m "
+        f"benchmarks.samplers --rows {name})"
+      )
+    return f"{value:.4g}"
   key, _, index = key.partition(".")
   if name not in results["rows"] or key not in results["rows"][name]["figures"]:
     raise DljaxError(f"a page quotes result {ref}, which results.json does not have")
@@ -529,14 +562,16 @@ def needed_rows(name: str) -> list[str]:
 
 def store(path: str, name: str, records: list[dict], race: dict | None):
   """Merges row `name` into results.json as it is now (another reproduce may have added rows),
-  keeping its earlier race unless given a new one; after every row, so that an interrupted
-  reproduce keeps the rows done."""
+  keeping its earlier race unless given a new one, and its samplers' scores (benchmarks.samplers
+  rescores them); after every row, so that an interrupted reproduce keeps the rows done."""
   results = load_results(path)
-  race = race or results["rows"].get(name, {}).get("race")
+  earlier = results["rows"].get(name, {})
+  race = race or earlier.get("race")
   results["rows"][name] = {
     "records": records,
     "race": race,
     "figures": figures(name, records, race),
+    **({"samplers": earlier["samplers"]} if "samplers" in earlier else {}),
   }
   with open(path, "w") as f:
     json.dump(results, f, indent=1)

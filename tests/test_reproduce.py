@@ -91,3 +91,17 @@ def test_rows_flag_names_rows_that_exist_and_run_here():
     reproduce.rows_to_run(["cifar10_resnet"])
   assert "cifar10_resnet" not in reproduce.rows_to_run([])
   assert reproduce.needed_rows("mnist_vae") == ["mnist_cnn"]
+
+
+def test_pages_quote_sampler_scores_and_a_rerun_row_keeps_them(tmp_path):
+  scores = {"ddim_50": {"fid_mnist_cnn": 12.345, "sample_seconds_per_1000": 95.21}}
+  results = {"rows": {"mnist_ddpm": {"records": [], "race": None, "samplers": scores}}}
+  assert reproduce.page_value(results, "mnist_ddpm.samplers.ddim_50.fid_mnist_cnn") == "12.35"
+  with pytest.raises(DljaxError, match=r"ddim_250.*benchmarks.samplers --rows mnist_ddpm"):
+    reproduce.page_value(results, "mnist_ddpm.samplers.ddim_250.fid_mnist_cnn")
+  path = tmp_path / "results.json"
+  path.write_text(json.dumps(results))
+  record = {"seed": 0, "final": {"fid_mnist_cnn": 80.0}, "wall_s": 1.0, "cpu_s": 1.0}
+  record |= {"step_time_ms": 2.0, "load_before": [0.5, 0.5, 0.5], "settings": {}}
+  reproduce.store(str(path), "mnist_ddpm", [record], None)
+  assert json.loads(path.read_text())["rows"]["mnist_ddpm"]["samplers"] == scores
