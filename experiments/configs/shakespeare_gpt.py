@@ -34,20 +34,20 @@ def cpu(c):
   c.model.n_head = 4
   c.model.n_embd = 128
   c.model.dropout = 0.0
-  # Measured on XLA:CPU (2 cores, jax 0.10.2): this shape trains at 32.5 ms/step with biases
-  # and 53 ms/step without them (+0.4% parameters); einsum attention is ~10% faster than
-  # dot_product_attention; one device beats two at batch 12 (each would get 6 rows).
+  # Each of the next choices made this shape's step faster on XLA:CPU (docs/benchmarks.md):
+  # biases (+0.4% parameters), einsum attention rather than dot_product_attention, one device
+  # rather than two at batch 12 (each would get 6 rows), LLVM at -O1 (the same val loss to the
+  # last bit, less compile time).
   c.model.bias = True
   c.model.explicit_attention = True
   c.cpu_devices = 1
-  # LLVM at -O1: the same val loss to the last bit, 0.56x instead of 0.60x nanoGPT's race time.
   c.xla_optimization_level = 1
-  # nanoGPT runs 2000 iterations at lr 1e-3 to val 1.886; a 3x higher peak gets below that in
-  # 1400 (val 1.894 after 1200, 1.933 after 1000 at lr 4e-3).
+  # nanoGPT runs 2000 iterations at lr 1e-3; a 3x higher peak reaches its val loss in fewer
+  # (docs/sequence.md).
   c.num_steps = 1400
-  c.steps_per_call = 50  # small steps: scanning 50 per call saves ~25% of dispatch overhead
-  # What is not training counts in a race: one evaluation, at the end (2048 windows cost ~3.5 s
-  # of CPU time, ~100 steps' worth), and no sample (compiling the decoder costs about as much;
+  c.steps_per_call = 50  # small steps: scanning 50 per call saves dispatch overhead
+  # What is not training counts in a race: one evaluation, at the end (2048 windows cost about
+  # 100 steps' worth), and no sample (compiling the decoder costs about as much;
   # experiments.generate samples from the run directory afterwards).
   c.eval_every_steps = 0
   c.sample_tokens = 0
