@@ -11,7 +11,8 @@ process (wall and CPU time); its record keeps every final metric of its summary.
 compile times and the machine (CPU model, cores, jax version, load average before and after).
 `--rows` reruns only those rows and merges them into an existing results.json, keeping the others;
 a row's race (`benchmarks.race`, back to back with its peer) runs with `--races` (without it,
-the row keeps the race it had).
+the row keeps the race it had). `python -m benchmarks.samplers` adds the scores of the denoising
+rows' other samplers on their runs (a row's `samplers`, kept in the same way).
 
 The README's table sits between `<!-- results table -->` and `<!-- /results table -->`; a result
 quoted on a docs page is written `<!-- result ROW.FIGURE -->VALUE<!-- /result -->` and filled from

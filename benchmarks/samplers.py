@@ -1,7 +1,7 @@
 """The samplers of the diffusion and flow-matching rows compared on one trained run each: FID,
 class shares and sampling time per sampler and number of steps.
 
-  python -m benchmarks.samplers [--rows mnist_ddpm,mnist_flow] [--num 1000]
+  python -m benchmarks.samplers [--rows mnist_ddpm,mnist_flow] [--samplers ddpm:50,...] [--num 1000]
 
 For each row (benchmarks.reproduce's `ROWS` with `samplers`), it takes the run that
 `python -m benchmarks.reproduce --rows ROW` left (its first seed's workdir under `--runs`, and
@@ -14,7 +14,9 @@ the difference between drawing `--num` images and drawing one batch, each call c
 
 The figures go into results/results.json (the row's `samplers`), from which benchmarks.reproduce
 fills the pages (`<!-- result ROW.samplers.SAMPLER_STEPS.FIGURE -->`); a rerun of the row keeps
-them until this runs again.
+them until this runs again (the training is deterministic: a rerun of the same config trains the
+same network). `--samplers` scores only some of a row's samplers and keeps the others' scores when
+they are of the same checkpoint.
 """
 
 import json

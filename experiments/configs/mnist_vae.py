@@ -35,7 +35,9 @@ def get_config(variant: str = ""):
   c.optimizer.name = "adam"
   c.optimizer.learning_rate = 1e-3
   c.optimizer.schedule = "cosine"
-  return apply_variant(c, variant, {"conv": conv, "latent2": latent2, "mnist": mnist, "smoke": smoke})
+  return apply_variant(
+    c, variant, {"conv": conv, "latent2": latent2, "mnist": mnist, "smoke": smoke}
+  )
 
 
 def conv(c):
