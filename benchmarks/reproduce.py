@@ -92,6 +92,12 @@ GENERATED_SAMPLES = (
   Metric("max_class_share", "largest class", "{:.1f}", 100, " %"),
 )
 
+# What a VAE row shows of its test digits: the ELBO and the importance-weighted bound (nats).
+VAE_BOUNDS = (
+  Metric("neg_elbo", "test neg_elbo", "{:.2f}"),
+  Metric("nll_iw", "nll_iw (k={iw_samples})", "{:.2f}", unit=" nats"),
+)
+
 # Rows in README order. A new row is one entry; a `{run:ROW}` flag runs ROW first when its
 # workdir has no summary.json (mnist_cnn's classifier gives the generative rows their FID).
 ROWS = {
@@ -161,8 +167,7 @@ ROWS = {
     "mnist_vae.py",
     "MLP VAE (784-500-20) on binarized `mnist5k`, 80 epochs",
     (
-      Metric("neg_elbo", "test neg_elbo", "{:.2f}"),
-      Metric("nll_iw", "nll_iw (k={iw_samples})", "{:.2f}", unit=" nats"),
+      *VAE_BOUNDS,
       Metric("fid_mnist_cnn", "fid_mnist_cnn of samples", "{:.1f}"),
       Metric("fid_mnist_cnn_real_vs_real", "real-vs-real floor", "{:.1f}"),
     ),
@@ -171,27 +176,20 @@ ROWS = {
   "mnist_vae_conv": Row(
     "mnist_vae.py:conv",
     "convolutional VAE",
-    (
-      Metric("neg_elbo", "test neg_elbo", "{:.2f}"),
-      Metric("nll_iw", "nll_iw (k={iw_samples})", "{:.2f}", unit=" nats"),
-    ),
+    (*VAE_BOUNDS,),
     flags=("--config.fid_classifier_workdir=",),
   ),
   "mnist_vae_latent2": Row(
     "mnist_vae.py:latent2",
     "2-D latent space: manifold and code-scatter figures",
-    (
-      Metric("neg_elbo", "test neg_elbo", "{:.2f}"),
-      Metric("nll_iw", "nll_iw (k={iw_samples})", "{:.2f}", unit=" nats"),
-    ),
+    (*VAE_BOUNDS,),
     flags=("--config.fid_classifier_workdir=",),
   ),
   "mnist_vae_mnist": Row(
     "mnist_vae.py:mnist",
     "the MLP VAE on binarized full MNIST (`python -m dljax.data.fetch mnist`), 20 epochs",
     (
-      Metric("neg_elbo", "test neg_elbo", "{:.2f}"),
-      Metric("nll_iw", "nll_iw (k={iw_samples})", "{:.2f}", unit=" nats"),
+      *VAE_BOUNDS,
       *GENERATED_SAMPLES,
     ),
     flags=("--config.fid_classifier_workdir={run:mnist_cnn}",),
