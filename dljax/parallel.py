@@ -128,10 +128,20 @@ def check_batch_divisible(batch_size: int, mesh: jax.sharding.Mesh):
 
 
 def split_batch(x: jax.Array) -> jax.Array:
-  """Inside jit: `x` split along its leading (batch) axis over the current mesh, if there is one."""
-  if jax.sharding.get_abstract_mesh().empty:
+  """Inside jit: `x` split along its leading (batch) axis over the current mesh's data axis; left
+  as it is without a mesh, or where its leading axis does not divide evenly over the devices."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or x.shape[0] % mesh.size:
     return x
   return jax.lax.with_sharding_constraint(x, P(DATA_AXIS))
+
+
+def unsplit(x: jax.Array) -> jax.Array:
+  """Inside jit: `x` whole on every device of the current mesh (so every process can read it),
+  the inverse of `split_batch`; left as it is without a mesh."""
+  if jax.sharding.get_abstract_mesh().empty:
+    return x
+  return jax.lax.with_sharding_constraint(x, P())
 
 
 def gather_batch(array: jax.Array, indices: jax.Array) -> jax.Array:

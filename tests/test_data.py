@@ -162,7 +162,12 @@ def test_split_batch_gives_each_device_its_own_rows():
   batch = parallel.replicate(np.arange(12, dtype=np.float32).reshape(6, 2), mesh)
   with jax.set_mesh(mesh):
     doubled = jax.jit(lambda x: 2 * parallel.split_batch(x))(batch)
+    odd = jax.jit(lambda x: 2 * parallel.split_batch(x))(batch[:5])  # 5 rows: not split
+    whole = jax.jit(lambda x: parallel.unsplit(2 * parallel.split_batch(x)))(batch)
   assert_split_over_devices(doubled, mesh, 2 * np.asarray(batch))
+  for array in (odd, whole):
+    assert array.sharding.is_fully_replicated
+    np.testing.assert_array_equal(array[:5], 2 * np.asarray(batch)[:5])
 
 
 def test_device_dataset_batches_arrive_split_over_devices():

@@ -146,24 +146,23 @@ def test_unet_keeps_the_image_shape_and_needs_labels_when_conditional():
     conditional.apply(variables, x, t)
 
 
-def test_sharded_sampling_splits_the_images_over_the_devices_and_draws_the_same_ones():
+def test_sampling_under_a_mesh_splits_the_images_over_the_devices_and_draws_the_same_ones():
   from dljax.tasks.denoising import generate
 
   model = UNet(image_shape=(8, 8, 1), features=(8, 8))
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)), jnp.zeros((1,)))["params"]
   mesh = parallel.make_data_mesh(2)
   params = parallel.replicate(params, mesh)
-
-  def draw(sharding):
-    method = diffusion.make_method(50)
-    run = lambda p, k: generate(method, model, p, k, 6, 3, "ddim", 0.0, False, sharding)
-    return jax.jit(run, out_shardings=parallel.replicated(mesh)).lower(params, key).compile()
-
+  method = diffusion.make_method(50)
+  run = lambda p, k: generate(method, model, p, k, 6, 3, "ddim", 0.0, False)
+  draw = jax.jit(run, out_shardings=parallel.replicated(mesh))
   key = jax.random.PRNGKey(1)
-  sharded, replicated = draw(parallel.batch_sharding(mesh, 6)), draw(None)
-  # Split, each device's U-Net works on 3 of the 6 images; replicated, each on all 6.
-  assert "f32[3,8,8," in sharded.as_text() and "f32[3,8,8," not in replicated.as_text()
-  np.testing.assert_allclose(sharded(params, key)[0], replicated(params, key)[0], atol=1e-6)
+  with jax.set_mesh(mesh):
+    split = draw.lower(params, key).compile()
+  whole = draw.lower(params, key).compile()
+  # Under the mesh, each device's U-Net works on 3 of the 6 images; without it, each on all 6.
+  assert "f32[3,8,8," in split.as_text() and "f32[3,8,8," not in whole.as_text()
+  np.testing.assert_allclose(split(params, key)[0], whole(params, key)[0], atol=1e-6)
 
 
 def test_conditional_ddpm_smoke_run_reports_the_elbo_and_writes_its_figures(tmp_path):

@@ -33,7 +33,7 @@ from dljax.errors import DljaxError
 from dljax.experiment import Experiment, Hooks
 from dljax.models import build_model, model_spec
 from dljax.optim import make_optimizer
-from dljax.parallel import batch_sharding, replicated
+from dljax.parallel import replicated, split_batch
 from dljax.steps import Polyak, Update, make_train_step
 from dljax.tasks import SampleOptions
 from dljax.tasks.fid import make_sample_scorer
@@ -118,18 +118,14 @@ def generate(
   sampler,
   guidance=0.0,
   trajectory=False,
-  noise_sharding=None,
 ):
   """`num` images [num, H, W, C] in [0, 1] from `params` with `steps` sampler steps, and with
   `trajectory` the states after each step [steps, num, H, W, C] (else None); jit it with
-  everything but `params` and `rng` static. `noise_sharding` (of a batch [num, ...]) splits the
-  images over a mesh's devices; without it, params replicated over a mesh would have every
-  device draw every image."""
+  everything but `params` and `rng` static. Under a mesh the images are split over its devices
+  (params replicated over the mesh would otherwise have every device draw every image)."""
   labels = sample_labels(num, model.num_classes)
   noise_rng, sample_rng = jax.random.split(rng)
-  noise = jax.random.normal(noise_rng, (num, *model.image_shape))
-  if noise_sharding is not None:
-    noise = jax.lax.with_sharding_constraint(noise, noise_sharding)
+  noise = split_batch(jax.random.normal(noise_rng, (num, *model.image_shape)))
   f = network_fn(model, params, labels, guidance)
   images, path = method.sample(f, noise, sample_rng, steps, sampler, trajectory)
   to_unit = lambda y: (jnp.clip(y, -1.0, 1.0) + 1.0) / 2.0
@@ -238,7 +234,6 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
         config.sampler,
         config.guidance_scale,
         trajectory,
-        batch_sharding(mesh, num),
       ),
       out_shardings=replicated(mesh),
     )

@@ -31,6 +31,7 @@ import numpy as np
 from jax.scipy.special import ndtr
 
 from dljax.errors import DljaxError
+from dljax.parallel import split_batch, unsplit
 from dljax.tasks import SampleOptions
 from dljax.tasks.denoising import Method, build_denoising_experiment, sample_from_checkpoint
 
@@ -156,8 +157,10 @@ def make_method(num_timesteps: int, elbo_images: int = 0, elbo_timesteps: int = 
   if elbo_images:
 
     def final_metrics(network, params, test_images, rng):
-      bound = jax.jit(
-        lambda params, batch, key: neg_elbo(network(params), batch, key, alpha_bars, elbo_timesteps)
+      bound = jax.jit(  # each device bounds its share of the batch under a mesh
+        lambda params, batch, key: unsplit(
+          neg_elbo(network(params), split_batch(batch), key, alpha_bars, elbo_timesteps)
+        )
       )
       images = test_images[:elbo_images]
       nats = np.concatenate(

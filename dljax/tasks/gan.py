@@ -35,7 +35,7 @@ from dljax.experiment import Experiment, Hooks
 from dljax.models import build_model, model_spec
 from dljax.models.dcgan import check_image_shape, conv_strides
 from dljax.optim import make_optimizer
-from dljax.parallel import batch_sharding, replicated
+from dljax.parallel import replicated, split_batch
 from dljax.steps import Update, make_train_step
 from dljax.tasks import SampleOptions
 from dljax.tasks.fid import make_sample_scorer
@@ -171,7 +171,7 @@ def build_experiment(config, mesh) -> Experiment:
     """Samples from z in both BatchNorm modes (the configured one first), and D's mean score in
     inference mode on `real` and on the first ones. Each device generates its share of z (the
     state is replicated: unconstrained, every device would generate all of them)."""
-    z = jax.lax.with_sharding_constraint(z, batch_sharding(mesh, z.shape[0]))
+    z = split_batch(z)
     samples = generate(gen_model, state.gen.variables(), z, batch_stats)
     other = generate(gen_model, state.gen.variables(), z, not batch_stats)
     score = lambda x: jnp.mean(jax.nn.sigmoid(disc_model.apply(state.disc.variables(), x)))

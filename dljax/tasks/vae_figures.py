@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dljax.parallel import split_batch, unsplit
 from dljax.tasks.image_grid import save_grid
 
 NUM_SAMPLES = 64  # an 8 x 8 grid
@@ -27,8 +28,10 @@ MANIFOLD_SIDE = 15  # a 15 x 15 grid over the 2-d latent space
 
 @functools.partial(jax.jit, static_argnums=0)
 def decode_means(model, params, z):
-  """The decoder's Bernoulli means (pixel probabilities) [N, H, W, C] for latents z [N, D]."""
-  return jax.nn.sigmoid(model.apply({"params": params}, z, method="decode"))
+  """The decoder's Bernoulli means (pixel probabilities) [N, H, W, C] for latents z [N, D], each
+  device decoding its share of z under a mesh."""
+  logits = model.apply({"params": params}, split_batch(z), method="decode")
+  return unsplit(jax.nn.sigmoid(logits))
 
 
 @functools.partial(jax.jit, static_argnums=0)
