@@ -133,6 +133,13 @@ MUTATIONS = [
     ),
   ),
   Mutation(
+    "unbounded-dispatch",
+    "dljax/parallel.py",
+    '  return mesh.size > 1 and mesh.devices.flat[0].platform == "cpu"\n',
+    "  return False\n",
+    ("tests/test_loop.py::test_on_a_multi_device_cpu_mesh_the_loop_keeps_one_step_in_flight",),
+  ),
+  Mutation(
     "fsdp-replicates-everything",
     "dljax/parallel.py",
     "      spec[-max(sizes)[1]] = DATA_AXIS\n",

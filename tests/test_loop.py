@@ -190,3 +190,22 @@ def test_the_task_registry_adds_the_tasks_name_to_the_checkpoint_identity(monkey
   module.build_experiment = lambda config, mesh: tiny_experiment(2, identity={"task": "other"})
   with pytest.raises(ValueError, match="put 'task' in its Experiment.identity"):
     tasks.build_experiment(config, mesh)
+
+
+def test_on_a_multi_device_cpu_mesh_the_loop_keeps_one_step_in_flight(tmp_path, monkeypatch):
+  # XLA:CPU deadlocks when several steps' all-reduces are queued (parallel.needs_bounded_dispatch):
+  # after dispatching step k the loop must wait for step k-1, every step, not only at log steps.
+  waited = []
+  block = jax.block_until_ready
+
+  def recording_block(x):
+    if isinstance(x, dict) and "loss" in x:  # a step's metrics: loss = 4 * its step index
+      waited.append(int(x["loss"]) // 4)
+    return block(x)
+
+  monkeypatch.setattr(jax, "block_until_ready", recording_block)
+  options = dataclasses.replace(OPTIONS, log_every_steps=100, checkpoint_every_steps=0)
+  with jax.set_mesh(parallel.make_data_mesh(2)):
+    loop.run(tiny_experiment(6, finite_metrics=("loss",)), options, str(tmp_path))
+  assert waited == [0, 1, 2, 3, 4]
+  assert not parallel.needs_bounded_dispatch(parallel.make_data_mesh(1))
