@@ -35,12 +35,12 @@ def cpu(c):
   c.model.n_embd = 128
   c.model.dropout = 0.0
   # Each of the next choices made this shape's step faster on XLA:CPU (docs/benchmarks.md):
-  # biases (+0.4% parameters), einsum attention rather than dot_product_attention, one device
-  # rather than two at batch 12 (each would get 6 rows), LLVM at -O1 (the same val loss to the
-  # last bit, less compile time).
+  # biases (+0.4% parameters), einsum attention rather than dot_product_attention, the batch
+  # split over two devices (6 rows each), LLVM at -O1 (the same val loss to the last bit, less
+  # compile time).
   c.model.bias = True
   c.model.explicit_attention = True
-  c.cpu_devices = 1
+  c.cpu_devices = 2
   c.xla_optimization_level = 1
   # nanoGPT runs 2000 iterations at lr 1e-3; a 3x higher peak reaches its val loss in fewer
   # (docs/sequence.md).
