@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
 from dljax.errors import DljaxError
 from dljax.models import build_model, model_spec
@@ -90,6 +91,28 @@ def test_pool2x2_equals_flax_pooling_on_odd_sizes(kind, flax_pool):
   pools = (lambda x: pool2x2(x, kind), lambda x: flax_pool(x, (2, 2), strides=(2, 2)))
   grads = [jax.grad(lambda x, pool=pool: jnp.sum(jnp.sin(pool(x))))(x) for pool in pools]
   np.testing.assert_allclose(*grads, rtol=1e-6)  # no ties: random normal inputs
+
+
+@pytest.mark.parametrize("kind,flax_pool", [("max", nn.max_pool), ("avg", nn.avg_pool)])
+def test_cnn_is_conv_relu_pool_stages_then_the_dense_head(kind, flax_pool):
+  model = build_model({"name": "cnn", "features": (4, 6), "dense": 8, "pool": kind}, num_classes=10)
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 9, 1))
+  params = model.init(jax.random.PRNGKey(1), x)["params"]
+
+  def reference(params, x):  # the textbook order: convolution, ReLU, pooling
+    for i in range(2):
+      conv = params[f"Conv_{i}"]
+      x = lax.conv_general_dilated(
+        x, conv["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+      )
+      x = flax_pool(nn.relu(x + conv["bias"]), (2, 2), strides=(2, 2))
+    x = nn.relu(x.reshape(len(x), -1) @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"])
+    return x @ params["Dense_1"]["kernel"] + params["Dense_1"]["bias"]
+
+  apply = lambda params, x: model.apply({"params": params}, x)
+  np.testing.assert_allclose(apply(params, x), reference(params, x), rtol=1e-5, atol=1e-6)
+  grads = [jax.grad(lambda p, f=f: jnp.sum(jnp.sin(f(p, x))))(params) for f in (apply, reference)]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), *grads)
 
 
 @pytest.mark.parametrize("conv", ["flax", "shift"])

@@ -81,7 +81,10 @@ class CNN(nn.Module):
         conv = nn.Conv(width, (3, 3), dtype=self.dtype)
       else:
         conv = ShiftConv(width, dtype=self.dtype)
-      x = pool2x2(nn.relu(conv(x)), self.pool)
+      x = conv(x)
+      # ReLU commutes with max pooling: applied after it, on a quarter of the values (the CNN's
+      # step ~6% faster on CPU, docs/benchmarks.md); average pooling needs it before.
+      x = nn.relu(pool2x2(x, "max")) if self.pool == "max" else pool2x2(nn.relu(x), self.pool)
     x = x.reshape(x.shape[0], -1)
     x = nn.relu(nn.Dense(self.dense, dtype=self.dtype)(x))
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
