@@ -33,7 +33,7 @@ from dljax.errors import DljaxError
 from dljax.experiment import Experiment, Hooks
 from dljax.models import build_model, model_spec
 from dljax.optim import make_optimizer
-from dljax.parallel import replicated, split_batch
+from dljax.parallel import split_batch, unsplit
 from dljax.steps import Polyak, Update, make_train_step
 from dljax.tasks import SampleOptions
 from dljax.tasks.fid import make_sample_scorer
@@ -121,15 +121,16 @@ def generate(
 ):
   """`num` images [num, H, W, C] in [0, 1] from `params` with `steps` sampler steps, and with
   `trajectory` the states after each step [steps, num, H, W, C] (else None); jit it with
-  everything but `params` and `rng` static. Under a mesh the images are split over its devices
-  (params replicated over the mesh would otherwise have every device draw every image)."""
+  everything but `params` and `rng` static. Under a mesh each device draws its share of the
+  images (params replicated over the mesh would otherwise have every device draw every image),
+  and all of them come back on every device."""
   labels = sample_labels(num, model.num_classes)
   noise_rng, sample_rng = jax.random.split(rng)
   noise = split_batch(jax.random.normal(noise_rng, (num, *model.image_shape)))
   f = network_fn(model, params, labels, guidance)
   images, path = method.sample(f, noise, sample_rng, steps, sampler, trajectory)
   to_unit = lambda y: (jnp.clip(y, -1.0, 1.0) + 1.0) / 2.0
-  return to_unit(images), (to_unit(path) if trajectory else None)
+  return unsplit(to_unit(images)), (unsplit(to_unit(path)) if trajectory else None)
 
 
 def check_sampler(method: Method, sampler: str, steps: int, where: str):
@@ -234,8 +235,7 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
         config.sampler,
         config.guidance_scale,
         trajectory,
-      ),
-      out_shardings=replicated(mesh),
+      )
     )
 
   grid_key = jax.random.PRNGKey(config.seed + 2)

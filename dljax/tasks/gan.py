@@ -21,7 +21,6 @@ an animated GIF of all of them.
 Checkpoints carry the generator's spec, so `experiments.generate` samples from a run directory.
 """
 
-import functools
 import os
 
 import flax
@@ -35,7 +34,7 @@ from dljax.experiment import Experiment, Hooks
 from dljax.models import build_model, model_spec
 from dljax.models.dcgan import check_image_shape, conv_strides
 from dljax.optim import make_optimizer
-from dljax.parallel import replicated, split_batch
+from dljax.parallel import split_batch, unsplit
 from dljax.steps import Update, make_train_step
 from dljax.tasks import SampleOptions
 from dljax.tasks.fid import make_sample_scorer
@@ -166,16 +165,18 @@ def build_experiment(config, mesh) -> Experiment:
   batch_stats = config.sample_batch_stats
   other_mode = "running_averages" if batch_stats else "batch_statistics"
 
-  @functools.partial(jax.jit, out_shardings=replicated(mesh))
+  @jax.jit
   def eval_scores(state: GANState, z, real):
     """Samples from z in both BatchNorm modes (the configured one first), and D's mean score in
-    inference mode on `real` and on the first ones. Each device generates its share of z (the
-    state is replicated: unconstrained, every device would generate all of them)."""
+    inference mode on `real` and on the first ones, on every device. Each device generates its
+    share of z (the state is replicated: unconstrained, every device would generate all of them).
+    """
     z = split_batch(z)
     samples = generate(gen_model, state.gen.variables(), z, batch_stats)
     other = generate(gen_model, state.gen.variables(), z, not batch_stats)
     score = lambda x: jnp.mean(jax.nn.sigmoid(disc_model.apply(state.disc.variables(), x)))
-    return samples, other, {"real_score": score(real), "fake_score": score(samples * 2.0 - 1.0)}
+    scores = {"real_score": score(real), "fake_score": score(samples * 2.0 - 1.0)}
+    return jax.tree.map(unsplit, (samples, other, scores))
 
   sample_grid = jax.jit(lambda variables: generate(gen_model, variables, grid_z, batch_stats))
 
