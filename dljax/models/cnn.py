@@ -82,8 +82,8 @@ class CNN(nn.Module):
       else:
         conv = ShiftConv(width, dtype=self.dtype)
       x = conv(x)
-      # ReLU commutes with max pooling: applied after it, on a quarter of the values (the CNN's
-      # step ~6% faster on CPU, docs/benchmarks.md); average pooling needs it before.
+      # ReLU commutes with max pooling: applied after it, on a quarter of the values (a faster
+      # step on CPU, docs/benchmarks.md); average pooling needs it before.
       x = nn.relu(pool2x2(x, "max")) if self.pool == "max" else pool2x2(nn.relu(x), self.pool)
     x = x.reshape(x.shape[0], -1)
     x = nn.relu(nn.Dense(self.dense, dtype=self.dtype)(x))
