@@ -186,7 +186,7 @@ def _finish(name, config, model, batch, input_shape, loss_fn, init, mesh) -> Wor
   return Workload(
     name=name,
     step=make_train_step(loss_fn, steps_per_call=config.steps_per_call),
-    state=jax.jit(init, out_shardings=NamedSharding(mesh, P()))(),
+    state=jax.jit(init, out_shardings=parallel.replicated(mesh))(),
     feed=jax.device_put(batch, NamedSharding(mesh, P(parallel.DATA_AXIS))),
     items_per_step=batch_size * input_shape[0] if language_model else batch_size,
     unit="tokens" if language_model else "examples",
@@ -272,8 +272,6 @@ def _generative(name: str, num_devices: int) -> Workload:
   """One call of the VAE's or the DCGAN's train step (D then G) exactly as `experiments.train`
   runs its config, fed from its device-resident dataset."""
   import jax
-  from jax.sharding import NamedSharding
-  from jax.sharding import PartitionSpec as P
 
   from dljax import parallel
   from dljax.cli import load_config as load
@@ -286,7 +284,7 @@ def _generative(name: str, num_devices: int) -> Workload:
   config.dataset = "mnist5k"
   mesh = _mesh(config, num_devices)
   exp = build_experiment(config, mesh)
-  state = jax.jit(exp.init_state, out_shardings=NamedSharding(mesh, P()))()
+  state = jax.jit(exp.init_state, out_shardings=parallel.replicated(mesh))()
   return Workload(
     name,
     exp.train_step,

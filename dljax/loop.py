@@ -19,8 +19,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from dljax import distributed, metrics_log, overlap, parallel
 from dljax.checkpoint import Checkpointer
@@ -65,7 +63,7 @@ class _Run:
     self.checkpointer = Checkpointer(
       os.path.join(workdir, "checkpoints"), exp.identity, keep=options.keep_checkpoints
     )
-    sharding = NamedSharding(exp.mesh, P()) if exp.state_sharding is None else exp.state_sharding
+    sharding = parallel.replicated(exp.mesh) if exp.state_sharding is None else exp.state_sharding
     init_state = jax.jit(exp.init_state, out_shardings=sharding)
     self.abstract_state = jax.eval_shape(init_state)
     self.resume_step, state = self.checkpointer.restore_newest(self.abstract_state)

@@ -8,7 +8,6 @@ seeds and holds only their state.
 
 import jax
 from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from dljax import parallel
 from dljax.rl.agent import Agent, Setup
@@ -37,8 +36,9 @@ def chunk_train_step(agent: Agent, s: Setup, seeds: NamedSharding):
 
   # Each device keeps its seeds' runners; the metrics (means, min and max over seeds) are
   # replicated, for every process to fetch.
-  replicated = NamedSharding(seeds.mesh, P())
-  jitted = jax.jit(train_step, donate_argnums=0, out_shardings=(seeds, replicated))
+  jitted = jax.jit(
+    train_step, donate_argnums=0, out_shardings=(seeds, parallel.replicated(seeds.mesh))
+  )
   return TrainStep(jitted, state_sharding=seeds)
 
 

@@ -109,15 +109,7 @@ def sample_labels(num: int, num_classes: int):
 
 
 def generate(
-  method: Method,
-  model,
-  params,
-  rng,
-  num,
-  steps,
-  sampler,
-  guidance=0.0,
-  trajectory=False,
+  method: Method, model, params, rng, num, steps, sampler, guidance=0.0, trajectory=False
 ):
   """`num` images [num, H, W, C] in [0, 1] from `params` with `steps` sampler steps, and with
   `trajectory` the states after each step [steps, num, H, W, C] (else None); jit it with

@@ -4,8 +4,8 @@
   python -m experiments.generate --workdir runs/mnist_ddpm --num 64 --steps 50 --sampler ddim
 
 The final evaluation scores `num_fid_samples` samples (ancestral sampling, 25 steps) with
-fid_mnist_cnn (the classifier run of experiments/configs/mnist_cnn.py) and estimates the ELBO. Variants: `cfg` (class-conditional,
-classifier-free guidance), `smoke` (seconds, for tests).
+fid_mnist_cnn (the classifier run of experiments/configs/mnist_cnn.py) and estimates the ELBO.
+Variants: `cfg` (class-conditional, classifier-free guidance), `smoke` (seconds, for tests).
 """
 
 from dljax.config import apply_variant, denoising_config, denoising_smoke
