@@ -30,7 +30,11 @@ from dljax import cli
 from dljax.errors import DljaxError
 
 # --rows, --out, --runs and --readme are benchmarks.reproduce's flags (defined on its import).
-_NUM = flags.DEFINE_integer("num", 1000, "Images per sampler (a multiple of 500, at least 1,000).")
+_NUM = flags.DEFINE_integer(
+  "num",
+  1000,
+  "Images per sampler: a multiple of the run's sample_batch_size, at least two batches.",
+)
 _SAMPLERS = flags.DEFINE_list(
   "samplers", [], "Score only these SAMPLER:STEPS of the rows' (default: all), keeping the others."
 )
@@ -54,12 +58,17 @@ def score_samplers(run: str, classifier: str, samplers: tuple[str, ...], num: in
   from dljax.checkpoint import Checkpointer, install
   from dljax.data import load_image_dataset
   from dljax.tasks import SampleOptions, task_module
-  from dljax.tasks.denoising import SAMPLE_BATCH
   from dljax.tasks.fid import make_sample_scorer
 
   install()
   with open(os.path.join(run, "summary.json")) as f:
     config = json.load(f)["config"]
+  batch = config["sample_batch_size"]  # images per sampling call
+  if num < 2 * batch or num % batch:
+    raise DljaxError(
+      f"--num must be a multiple of {run}'s sample_batch_size {batch} of at least {2 * batch} (the "
+      f"time is the difference from one batch), got {num}"
+    )
   data = load_image_dataset(config["dataset"], config["data_dir"] or None, False)
   score, _ = make_sample_scorer(classifier, data)
   checkpointer = Checkpointer(os.path.join(run, "checkpoints"), {})
@@ -76,10 +85,10 @@ def score_samplers(run: str, classifier: str, samplers: tuple[str, ...], num: in
       images = module.sample(tree, meta, options)
       return images, time.perf_counter() - start
 
-    _, one_batch = draw(SAMPLE_BATCH)
+    _, one_batch = draw(batch)
     images, seconds = draw(num)
     figures = score(np.asarray(images))
-    figures["sample_seconds_per_1000"] = (seconds - one_batch) / (num - SAMPLE_BATCH) * 1000
+    figures["sample_seconds_per_1000"] = (seconds - one_batch) / (num - batch) * 1000
     out[f"{sampler}_{steps}"] = figures
     print(f"{os.path.basename(run)} {spec}: {json.dumps(figures)}", flush=True)
   return out
@@ -87,19 +96,12 @@ def score_samplers(run: str, classifier: str, samplers: tuple[str, ...], num: in
 
 def main(argv):
   del argv
-  from dljax.tasks.denoising import SAMPLE_BATCH
-
   names = FLAGS.rows or [n for n, row in ROWS.items() if row.samplers]
   unknown = [n for n in names if n not in ROWS or not ROWS[n].samplers]
   if unknown:
     have = ", ".join(n for n, row in ROWS.items() if row.samplers)
     raise DljaxError(
       f"--rows: {', '.join(unknown)} has no samplers to compare; those that do: {have}"
-    )
-  if _NUM.value < 2 * SAMPLE_BATCH or _NUM.value % SAMPLE_BATCH:
-    raise DljaxError(
-      f"--num must be a multiple of {SAMPLE_BATCH} of at least {2 * SAMPLE_BATCH} (the time is the "
-      f"difference from one batch), got {_NUM.value}"
     )
   path = os.path.join(FLAGS.out, "results.json")
   classifier = finished_run("mnist_cnn", FLAGS.runs)

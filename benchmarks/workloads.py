@@ -173,10 +173,9 @@ def build(
 
 
 def _finish(name, config, model, batch, input_shape, loss_fn, init, mesh) -> Workload:
-  """The workload of `loss_fn`'s train step: state replicated and `batch` split over `mesh`."""
+  """The workload of `loss_fn`'s train step: state replicated and `batch` split over `mesh`
+  (whole on every device where its size does not divide)."""
   import jax
-  from jax.sharding import NamedSharding
-  from jax.sharding import PartitionSpec as P
 
   from dljax import parallel
   from dljax.steps import make_train_step
@@ -187,7 +186,7 @@ def _finish(name, config, model, batch, input_shape, loss_fn, init, mesh) -> Wor
     name=name,
     step=make_train_step(loss_fn, steps_per_call=config.steps_per_call),
     state=jax.jit(init, out_shardings=parallel.replicated(mesh))(),
-    feed=jax.device_put(batch, NamedSharding(mesh, P(parallel.DATA_AXIS))),
+    feed=jax.device_put(batch, parallel.batch_sharding(mesh, batch_size)),
     items_per_step=batch_size * input_shape[0] if language_model else batch_size,
     unit="tokens" if language_model else "examples",
     steps_per_call=config.steps_per_call,

@@ -21,6 +21,7 @@ from conftest import (
 )
 
 from dljax import parallel
+from dljax.errors import DljaxError
 from dljax.models.unet import UNet
 from dljax.steps import Polyak, Update, make_train_step
 from dljax.tasks import diffusion, flow_matching
@@ -237,17 +238,26 @@ def test_generate_samples_a_flow_run_with_other_steps_and_sampler(flow_run, tmp_
   )
 
 
-def test_many_images_are_drawn_in_batches_each_from_its_own_noise(flow_run, monkeypatch):
+def test_many_images_are_drawn_in_batches_each_from_its_own_noise(flow_run):
   from dljax.checkpoint import Checkpointer
-  from dljax.tasks import SampleOptions, denoising
+  from dljax.tasks import SampleOptions
 
   checkpointer = Checkpointer(str(flow_run / "checkpoints"), {})
   step = checkpointer.latest_step()
   meta, tree = checkpointer.read_meta(step), checkpointer.restore_raw(step)
-  monkeypatch.setattr(denoising, "SAMPLE_BATCH", 4)
+  meta["sample_batch"] = 4  # the run's sample_batch_size
   images = flow_matching.sample(tree, meta, SampleOptions(num=10, steps=2))
   assert images.shape == (10, 8, 8, 1)
   # Three batches of four (the last cut to two), none a copy of another.
   assert not np.allclose(images[:2], images[4:6]) and not np.allclose(images[4:6], images[8:])
   one_batch = flow_matching.sample(tree, meta, SampleOptions(num=3, steps=2))
   assert one_batch.shape == (3, 8, 8, 1)
+
+
+def test_samplers_benchmark_refuses_a_count_that_is_not_whole_batches(tmp_path):
+  from benchmarks.samplers import score_samplers
+
+  (tmp_path / "summary.json").write_text(json.dumps({"config": {"sample_batch_size": 500}}))
+  for num in (500, 1200):
+    with pytest.raises(DljaxError, match=f"sample_batch_size 500 of at least 1000.*got {num}"):
+      score_samplers(str(tmp_path), "unused", ("euler:10",), num)

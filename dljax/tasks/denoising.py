@@ -134,9 +134,6 @@ def check_sampler(method: Method, sampler: str, steps: int, where: str):
     raise DljaxError(f"{where}: sampler steps must be at least 1, got {steps}")
 
 
-SAMPLE_BATCH = 500  # images per jitted sampling call of `sample_from_checkpoint`
-
-
 def sample_from_checkpoint(method: Method, state_tree, meta, options: SampleOptions) -> np.ndarray:
   """The diffusion and flow-matching tasks' sampling hook (dljax.tasks): `options.num_images`
   images from a restored checkpoint tree, the EMA parameters with the run's sampler, steps and
@@ -146,9 +143,9 @@ def sample_from_checkpoint(method: Method, state_tree, meta, options: SampleOpti
   num, rng = options.num_images, jax.random.PRNGKey(options.seed)
   check_sampler(method, sampler, steps, "experiments.generate")
   model = build_model(meta["model"])
-  # In batches of at most SAMPLE_BATCH, each from its own key: the U-Net's activations on 10,000
-  # images at once would take gigabytes.
-  batch = min(num, SAMPLE_BATCH)
+  # In batches of at most the run's sample_batch_size, each from its own key: the U-Net's
+  # activations on 10,000 images at once would take gigabytes.
+  batch = min(num, meta["sample_batch"])
   draw = jax.jit(
     lambda params, key: generate(
       method, model, params, key, batch, steps, sampler, meta["guidance"]
@@ -277,6 +274,7 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
       "sample_with": config.sampler,
       "sample_steps": config.sample_steps,
       "guidance": config.guidance_scale,
+      "sample_batch": config.sample_batch_size,
       **(meta or {}),
     },
     hooks=Hooks(after_eval=after_eval, final_extras=fid_floor_extras),
