@@ -252,6 +252,9 @@ def test_many_images_are_drawn_in_batches_each_from_its_own_noise(flow_run):
   assert not np.allclose(images[:2], images[4:6]) and not np.allclose(images[4:6], images[8:])
   one_batch = flow_matching.sample(tree, meta, SampleOptions(num=3, steps=2))
   assert one_batch.shape == (3, 8, 8, 1)
+  del meta["sample_batch"]  # a checkpoint of an older dljax
+  with pytest.raises(DljaxError, match="before runs recorded their sample_batch_size"):
+    flow_matching.sample(tree, meta, SampleOptions(num=3, steps=2))
 
 
 def test_samplers_benchmark_refuses_a_count_that_is_not_whole_batches(tmp_path):

@@ -143,6 +143,11 @@ def sample_from_checkpoint(method: Method, state_tree, meta, options: SampleOpti
   num, rng = options.num_images, jax.random.PRNGKey(options.seed)
   check_sampler(method, sampler, steps, "experiments.generate")
   model = build_model(meta["model"])
+  if "sample_batch" not in meta:
+    raise DljaxError(
+      "this checkpoint was written before runs recorded their sample_batch_size (2026-12-07); "
+      "retrain it, or sample with the dljax version that wrote it"
+    )
   # In batches of at most the run's sample_batch_size, each from its own key: the U-Net's
   # activations on 10,000 images at once would take gigabytes.
   batch = min(num, meta["sample_batch"])
