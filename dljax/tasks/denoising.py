@@ -148,16 +148,22 @@ def sample_from_checkpoint(method: Method, state_tree, meta, options: SampleOpti
       "this checkpoint was written before runs recorded their sample_batch_size (2026-12-07); "
       "retrain it, or sample with the dljax version that wrote it"
     )
-  # In batches of at most the run's sample_batch_size, each from its own key: the U-Net's
-  # activations on 10,000 images at once would take gigabytes.
   batch = min(num, meta["sample_batch"])
   draw = jax.jit(
     lambda params, key: generate(
       method, model, params, key, batch, steps, sampler, meta["guidance"]
     )
   )
-  keys = [rng] if num <= batch else jax.random.split(rng, -(-num // batch))
-  return np.concatenate([np.asarray(draw(state_tree["ema"], key)[0]) for key in keys])[:num]
+  return draw_in_batches(draw, state_tree["ema"], rng, num, batch)
+
+
+def draw_in_batches(draw, params, rng, num: int, batch: int) -> np.ndarray:
+  """`num` images from `draw(params, key) -> (images [batch, ...], _)`, batch `i` from
+  `fold_in(rng, i)`: the U-Net's activations on 10,000 images at once would take gigabytes."""
+  chunks = [
+    np.asarray(draw(params, jax.random.fold_in(rng, i))[0]) for i in range(-(-num // batch))
+  ]
+  return np.concatenate(chunks)[:num]
 
 
 def _conditional_labels(rng, labels, num_classes: int, dropout: float):
@@ -246,13 +252,12 @@ def build_denoising_experiment(config, mesh, method: Method, task: str, meta=Non
     if fid_scorer is not None:
       sample = draw_chunk.lower(state.ema, fid_key).compile()  # compiled before the clock starts
       start = time.perf_counter()
-      chunks = [
-        np.asarray(sample(state.ema, jax.random.fold_in(fid_key, i))[0])
-        for i in range(config.num_fid_samples // config.sample_batch_size)
-      ]
+      images = draw_in_batches(
+        sample, state.ema, fid_key, config.num_fid_samples, config.sample_batch_size
+      )
       seconds = time.perf_counter() - start
       metrics["sample_seconds_per_1000"] = 1000 * seconds / config.num_fid_samples
-      metrics.update(fid_scorer(np.concatenate(chunks)))
+      metrics.update(fid_scorer(images))
     if method.final_metrics is not None:
       network = lambda params: unconditional_fn(model, params)
       metrics.update(method.final_metrics(network, state.ema, test_images, final_key))
