@@ -196,8 +196,8 @@ ROWS = {
   ),
   "mnist_dcgan": Row(
     "mnist_dcgan.py",
-    "DCGAN on full MNIST (`python -m dljax.data.fetch mnist`), G 256-128-64 / D 64-128, 12,000 steps, "
-    "D then G in one jitted step, Adam 2e-4 / 0.5 each",
+    "DCGAN on full MNIST (`python -m dljax.data.fetch mnist`), G 256-128-64 / D 64-128, 15,000 steps, "
+    "D then G on one noise batch in one jitted step, Adam 2e-4 / 0.5 each",
     (
       *GENERATED_SAMPLES,
       Metric("fid_mnist_cnn_running_averages", "fid_mnist_cnn with running averages", "{:.1f}"),

@@ -1,6 +1,7 @@
 """Generative adversarial networks (DCGAN): two networks with their own optimizers, updated in turn.
 
-Each train step draws latent noise from the step's keys and makes two updates (dljax.steps.Update):
+Each train step draws one batch of latent noise z from G's key and step and makes two updates with
+it (dljax.steps.Update):
 the discriminator D learns to tell real images from the generator's, with the binary cross-entropy
 
   L_D = -log sigmoid(D(x)) - log(1 - sigmoid(D(G(z)))),
@@ -56,14 +57,17 @@ def _train_mode(net: TrainState, variables: dict, x):
   return net.apply_fn(variables, x, train=True, mutable=list(net.mutable))
 
 
-def _noise(rng, state: GANState, batch) -> jax.Array:
+def _noise(state: GANState, batch) -> jax.Array:
+  """The step's latent batch, from G's key and step: D's update and G's draw the same z, so XLA
+  computes G(z) once for both (PyTorch's DCGAN example reuses its fake batch the same way)."""
+  rng = jax.random.fold_in(state.gen.rng, state.gen.step)
   return jax.random.normal(rng, (batch["image"].shape[0], state.latent_dim))
 
 
 def disc_loss(params, state: GANState, batch, rng, train):
   """D's cross-entropy on a real batch and a generated one (two BatchNorm batches, as in DCGAN)."""
-  del train  # the losses only train; evaluation has its own figures
-  fake, gen_stats = _train_mode(state.gen, state.gen.variables(), _noise(rng, state, batch))
+  del rng, train  # z is the step's (_noise); the losses only train, evaluation has its figures
+  fake, gen_stats = _train_mode(state.gen, state.gen.variables(), _noise(state, batch))
   real_logits, disc_stats = _train_mode(state.disc, state.disc.variables(params), batch["image"])
   fake_logits, disc_stats = _train_mode(state.disc, {"params": params, **disc_stats}, fake)
   loss = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
@@ -76,8 +80,8 @@ def disc_loss(params, state: GANState, batch, rng, train):
 
 def gen_loss(params, state: GANState, batch, rng, train):
   """The non-saturating generator loss -log sigmoid(D(G(z))) through the current D."""
-  del train
-  fake, gen_stats = _train_mode(state.gen, state.gen.variables(params), _noise(rng, state, batch))
+  del rng, train
+  fake, gen_stats = _train_mode(state.gen, state.gen.variables(params), _noise(state, batch))
   logits, disc_stats = _train_mode(state.disc, state.disc.variables(), fake)
   loss = jnp.mean(jax.nn.softplus(-logits))
   return loss, (

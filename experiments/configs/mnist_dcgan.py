@@ -29,7 +29,7 @@ def adam_for_gans(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 def get_config(variant: str = ""):
   c = dataset_config("gan", "mnist", tfds_download=True)  # or mnist5k, fashion_mnist, cifar10
   c.batch_size = 64  # real images per step (and as many generated ones)
-  c.num_steps = 12000  # generator updates (each step also updates the discriminator once)
+  c.num_steps = 15000  # generator updates (each step also updates the discriminator once)
   c.eval_every_steps = 1000  # sample grid + scores (+ FID) this often: the GIF's frames
   c.checkpoint_every_steps = 1000
   c.num_grid_samples = 64  # samples from one fixed noise batch per grid
