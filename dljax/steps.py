@@ -103,7 +103,7 @@ def _with_mutable(net: TrainState, name: str, collections) -> TrainState:
 def _gradients(loss_fn: LossFn, net: TrainState, state, batch):
   """`loss_fn`'s gradient for `net`'s params, given the whole `state`: (net with the gradient
   applied, the loss's mutable updates, metrics with `loss` and `grad_norm`)."""
-  rng = jax.random.fold_in(net.rng, net.step)
+  rng = net.step_rng()
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
   (loss, (metrics, mutable)), grads = grad_fn(net.params, state, batch, rng, True)
   metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}

@@ -16,8 +16,8 @@ class TrainState:
 
   `mutable` holds Flax collections that the forward pass updates (BatchNorm's `batch_stats`);
   it is an empty dict for models without any. `rng` is a raw uint32 key: each step derives its
-  own key with `fold_in(rng, step)`, so a resumed run draws the same randomness as an
-  uninterrupted one. `apply_fn` and `tx` are static: they are code, not data, and are neither
+  own key from it (`step_rng`), so a resumed run draws the same randomness as an uninterrupted
+  one. `apply_fn` and `tx` are static: they are code, not data, and are neither
   traced nor checkpointed.
   """
 
@@ -46,6 +46,10 @@ class TrainState:
     return self.replace(
       step=self.step + 1, params=optax.apply_updates(self.params, updates), opt_state=opt_state
     )
+
+  def step_rng(self) -> jax.Array:
+    """This step's key, `fold_in(rng, step)`: what the step factory hands this network's loss."""
+    return jax.random.fold_in(self.rng, self.step)
 
   def variables(self, params=None):
     """The `variables` dict for `apply_fn`: params plus the mutable collections."""

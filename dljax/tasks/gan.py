@@ -58,10 +58,9 @@ def _train_mode(net: TrainState, variables: dict, x):
 
 
 def _noise(state: GANState, batch) -> jax.Array:
-  """The step's latent batch, from G's key and step: D's update and G's draw the same z, so XLA
+  """The step's latent batch, from G's step key: D's update and G's draw the same z, so XLA
   computes G(z) once for both (PyTorch's DCGAN example reuses its fake batch the same way)."""
-  rng = jax.random.fold_in(state.gen.rng, state.gen.step)
-  return jax.random.normal(rng, (batch["image"].shape[0], state.latent_dim))
+  return jax.random.normal(state.gen.step_rng(), (batch["image"].shape[0], state.latent_dim))
 
 
 def disc_loss(params, state: GANState, batch, rng, train):
