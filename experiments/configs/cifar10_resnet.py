@@ -36,5 +36,6 @@ def smoke(c):
   c.augment.flip = False
   c.augment.crop_pad = 1
   c.batch_size = 32
+  c.model.stage_sizes = (1, 1, 1)  # one block per stage: every kind of block, a third the compile
   make_smoke(c, num_steps=10)
   c.eval_every_steps = 5
