@@ -1,5 +1,5 @@
 """Vision models: parameter counts against the published architectures, shapes for every input,
-the CPU-friendly CNN layers against Flax's."""
+the CPU-friendly layers (Dense, CNN) against Flax's."""
 
 import json
 
@@ -14,6 +14,7 @@ from dljax.errors import DljaxError
 from dljax.models import build_model, model_spec
 from dljax.models.cnn import ShiftConv, pool2x2
 from dljax.models.dcgan import ConvTranspose2x
+from dljax.models.dense import Dense
 from dljax.train_state import count_params
 
 
@@ -66,6 +67,23 @@ def test_shift_conv_equals_flax_conv_forward_and_gradient():
   loss = lambda conv: lambda p, x: jnp.sum(jnp.sin(conv.apply(p, x)))
   grads = [jax.grad(loss(conv), argnums=(0, 1))(params, x) for conv in (shift_conv, flax_conv)]
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (2, 3, 5)], ids=["rows", "sequence"])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_dense_equals_flax_dense_forward_and_gradient(shape, dtype):
+  x = jax.random.normal(jax.random.PRNGKey(0), shape)
+  flax_dense, dense = nn.Dense(4, dtype=dtype), Dense(4, dtype=dtype)
+  params = jax.tree.map(lambda p: p + 0.1, flax_dense.init(jax.random.PRNGKey(1), x))
+  assert jax.tree.map(jnp.shape, dense.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
+    jnp.shape, params
+  )
+  np.testing.assert_array_equal(dense.apply(params, x), flax_dense.apply(params, x))
+  loss = lambda layer: lambda p, x: jnp.sum(jnp.sin(layer.apply(p, x).astype(jnp.float32)))
+  grads = [jax.grad(loss(layer), argnums=(0, 1))(params, x) for layer in (dense, flax_dense)]
+  tol = 1e-5 if dtype == jnp.float32 else 2e-2
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=tol, atol=tol), *grads)
+  assert jax.tree.map(lambda g: g.dtype, grads[0]) == jax.tree.map(lambda g: g.dtype, grads[1])
 
 
 def test_conv_transpose_2x_equals_flax_conv_transpose_forward_and_gradient():

@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dljax.errors import unknown_name
+from dljax.models.dense import Dense
 
 CONVS = ("flax", "shift")
 POOLS = ("max", "avg")
@@ -86,8 +87,8 @@ class CNN(nn.Module):
       # step on CPU, docs/benchmarks.md); average pooling needs it before.
       x = nn.relu(pool2x2(x, "max")) if self.pool == "max" else pool2x2(nn.relu(x), self.pool)
     x = x.reshape(x.shape[0], -1)
-    x = nn.relu(nn.Dense(self.dense, dtype=self.dtype)(x))
+    x = nn.relu(Dense(self.dense, dtype=self.dtype)(x))
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     if not self.is_initializing():  # init would store it as a model collection of the state
       self.sow("intermediates", "features", x)
-    return nn.Dense(self.num_classes, dtype=self.dtype)(x)
+    return Dense(self.num_classes, dtype=self.dtype)(x)

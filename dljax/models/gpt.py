@@ -23,6 +23,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from dljax.models.dense import Dense
 from dljax.models.embedding import embed_tokens
 
 # nanoGPT's initialisation: N(0, 0.02) for every weight matrix and embedding.
@@ -100,9 +101,9 @@ class CausalSelfAttention(nn.Module):
     c = self.config
     batch, length, width = x.shape  # (B, T, C)
     head_dim = width // c.n_head
-    qkv = nn.Dense(
-      3 * width, use_bias=c.bias, kernel_init=_weight_init, dtype=c.dtype, name="c_attn"
-    )(x)
+    qkv = Dense(3 * width, use_bias=c.bias, kernel_init=_weight_init, dtype=c.dtype, name="c_attn")(
+      x
+    )
     qkv = qkv.reshape(batch, length, 3, c.n_head, head_dim)
     query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each (B, T, H, D)
 
@@ -131,9 +132,9 @@ class CausalSelfAttention(nn.Module):
       y = jax.nn.dot_product_attention(query, key, value, mask=mask, is_causal=mask is None)
 
     y = y.reshape(batch, length, width)
-    y = nn.Dense(
-      width, use_bias=c.bias, kernel_init=_residual_init(c), dtype=c.dtype, name="c_proj"
-    )(y)
+    y = Dense(width, use_bias=c.bias, kernel_init=_residual_init(c), dtype=c.dtype, name="c_proj")(
+      y
+    )
     y = nn.Dropout(c.dropout)(y, deterministic=deterministic)
     return y, new_layer_cache
 
@@ -146,11 +147,11 @@ class MLP(nn.Module):
   @nn.compact
   def __call__(self, x, deterministic: bool):
     c = self.config
-    h = nn.Dense(
-      4 * c.n_embd, use_bias=c.bias, kernel_init=_weight_init, dtype=c.dtype, name="c_fc"
-    )(x)  # (B, T, 4C)
+    h = Dense(4 * c.n_embd, use_bias=c.bias, kernel_init=_weight_init, dtype=c.dtype, name="c_fc")(
+      x
+    )  # (B, T, 4C)
     h = nn.gelu(h, approximate=False)
-    h = nn.Dense(
+    h = Dense(
       c.n_embd, use_bias=c.bias, kernel_init=_residual_init(c), dtype=c.dtype, name="c_proj"
     )(h)
     return nn.Dropout(c.dropout)(h, deterministic=deterministic)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 
 from dljax.errors import unknown_name
+from dljax.models.dense import Dense
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": nn.gelu, "sigmoid": nn.sigmoid}
 KERNEL_INITS = {
@@ -35,6 +36,6 @@ class MLP(nn.Module):
     kernel_init = KERNEL_INITS[self.kernel_init]
     x = x.reshape(x.shape[0], -1)
     for width in self.hidden:
-      x = ACTIVATIONS[self.activation](nn.Dense(width, kernel_init=kernel_init)(x))
+      x = ACTIVATIONS[self.activation](Dense(width, kernel_init=kernel_init)(x))
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, kernel_init=kernel_init)(x)
+    return Dense(self.num_classes, kernel_init=kernel_init)(x)
