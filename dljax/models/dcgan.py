@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from dljax.errors import DljaxError
+from dljax.models.dense import Dense
 from dljax.models.vae import depth_to_space
 
 # Momentum of the BatchNorm running statistics used for sampling: the generator changes quickly,
@@ -111,7 +112,7 @@ class Generator(nn.Module):
       x = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM)(x)
       return nn.relu(x)
 
-    x = nn.Dense(side * side * self.features[0], use_bias=False)(z)
+    x = Dense(side * side * self.features[0], use_bias=False)(z)
     x = norm_relu(x.reshape(z.shape[0], side, side, self.features[0]))
     for width, stride in zip(self.features[1:], strides, strict=False):
       if stride == 2:
@@ -142,4 +143,4 @@ class Discriminator(nn.Module):
       if i:
         x = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM)(x)
       x = nn.leaky_relu(x, 0.2)
-    return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]
+    return Dense(1)(x.reshape(x.shape[0], -1))[:, 0]

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dljax.errors import DljaxError
+from dljax.models.dense import Dense
 
 
 class MlpBlock(nn.Module):
@@ -22,8 +23,8 @@ class MlpBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    h = nn.gelu(nn.Dense(self.hidden, dtype=self.dtype)(x))
-    return nn.Dense(x.shape[-1], dtype=self.dtype)(h)
+    h = nn.gelu(Dense(self.hidden, dtype=self.dtype)(x))
+    return Dense(x.shape[-1], dtype=self.dtype)(h)
 
 
 class MixerBlock(nn.Module):
@@ -64,8 +65,8 @@ class MlpMixer(nn.Module):
       )
     patches = images.reshape(batch, height // p, p, width // p, p, channels)
     patches = patches.transpose(0, 1, 3, 2, 4, 5).reshape(batch, -1, p * p * channels)
-    x = nn.Dense(self.width, dtype=self.dtype, name="patch_embedding")(patches)
+    x = Dense(self.width, dtype=self.dtype, name="patch_embedding")(patches)
     for block in range(self.num_blocks):
       x = MixerBlock(self.tokens_hidden, self.channels_hidden, self.dtype, name=f"block_{block}")(x)
     x = nn.LayerNorm(dtype=self.dtype, name="final_norm")(x).mean(axis=1)
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x)
+    return Dense(self.num_classes, dtype=self.dtype, name="head")(x)

@@ -11,6 +11,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from dljax.models.dense import Dense
+
 
 class BasicBlock(nn.Module):
   features: int
@@ -52,7 +54,7 @@ class ResNet(nn.Module):
       for block in range(blocks):
         strides = 2 if stage > 0 and block == 0 else 1
         x = BasicBlock(features, strides, self.dtype)(x, train)
-    return nn.Dense(self.num_classes, dtype=self.dtype)(jnp.mean(x, axis=(1, 2)))
+    return Dense(self.num_classes, dtype=self.dtype)(jnp.mean(x, axis=(1, 2)))
 
 
 ResNet20 = partial(ResNet, stage_sizes=(3, 3, 3), stage_features=(16, 32, 64))

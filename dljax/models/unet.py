@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dljax.errors import DljaxError
+from dljax.models.dense import Dense
 
 
 def timestep_embedding(t, dim: int) -> jnp.ndarray:
@@ -39,7 +40,7 @@ class ResBlock(nn.Module):
   @nn.compact
   def __call__(self, x, emb):
     h = nn.Conv(self.features, (3, 3))(nn.silu(_norm(x.shape[-1])(x)))
-    h = h + nn.Dense(self.features)(nn.silu(emb))[:, None, None, :]
+    h = h + Dense(self.features)(nn.silu(emb))[:, None, None, :]
     h = nn.Conv(self.features, (3, 3))(nn.silu(_norm(self.features)(h)))
     if x.shape[-1] != self.features:
       x = nn.Conv(self.features, (1, 1))(x)
@@ -87,7 +88,7 @@ class UNet(nn.Module):
       )
     emb_dim = 4 * self.features[0]
     emb = timestep_embedding(t, self.features[0])
-    emb = nn.Dense(emb_dim)(nn.silu(nn.Dense(emb_dim)(emb)))
+    emb = Dense(emb_dim)(nn.silu(Dense(emb_dim)(emb)))
     if self.num_classes:
       if labels is None:
         raise ValueError("a class-conditional U-Net needs labels (num_classes: none)")

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from dljax.errors import DljaxError
 from dljax.models.cnn import ShiftConv
+from dljax.models.dense import Dense
 
 
 def reparameterize(rng, mean, logvar):
@@ -47,11 +48,11 @@ class MLPVAE(_VAE):
   hidden: int = 500
 
   def setup(self):
-    self.encoder_hidden = nn.Dense(self.hidden)
-    self.encoder_mean = nn.Dense(self.latent_dim)
-    self.encoder_logvar = nn.Dense(self.latent_dim)
-    self.decoder_hidden = nn.Dense(self.hidden)
-    self.decoder_logits = nn.Dense(math.prod(self.image_shape))
+    self.encoder_hidden = Dense(self.hidden)
+    self.encoder_mean = Dense(self.latent_dim)
+    self.encoder_logvar = Dense(self.latent_dim)
+    self.decoder_hidden = Dense(self.hidden)
+    self.decoder_logits = Dense(math.prod(self.image_shape))
 
   def encode(self, x):
     h = nn.relu(self.encoder_hidden(x.reshape(x.shape[0], -1)))
@@ -110,11 +111,11 @@ class ConvVAE(_VAE):
       self.features[-1],
     )
     self.encoder_convs = [ShiftConv(f) for f in self.features]
-    self.encoder_hidden = nn.Dense(self.hidden)
-    self.encoder_mean = nn.Dense(self.latent_dim)
-    self.encoder_logvar = nn.Dense(self.latent_dim)
-    self.decoder_hidden = nn.Dense(self.hidden)
-    self.decoder_bottom = nn.Dense(math.prod(self.bottom_shape))
+    self.encoder_hidden = Dense(self.hidden)
+    self.encoder_mean = Dense(self.latent_dim)
+    self.encoder_logvar = Dense(self.latent_dim)
+    self.decoder_hidden = Dense(self.hidden)
+    self.decoder_bottom = Dense(math.prod(self.bottom_shape))
     # Mirror of the encoder: widths features[-2], ..., features[0], then the image channels.
     widths = [*self.features[-2::-1], self.image_shape[-1]]
     self.decoder_convs = [ShiftConv(4 * f) for f in widths]
