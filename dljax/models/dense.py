@@ -5,7 +5,7 @@ transpose to (in, out). XLA:CPU keeps the (out, in) product and folds the transp
 everything that reads the gradient (its all-reduce over the devices, the clipping norm, the
 optimizer's moments), which then read it with a stride. Computed as `x^T @ dy`, the gradient is
 (in, out) from the start: the same function, parameters and forward pass, a faster step
-(measured in docs/benchmarks.md). For 2-D inputs the gradient is even bitwise the same.
+(measured in docs/benchmarks.md).
 """
 
 import functools
