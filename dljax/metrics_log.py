@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -100,6 +101,25 @@ def plot_records(
   plt.close(fig)
 
 
+def summary_writer_class():
+  """tensorboardX's `SummaryWriter`, imported without PyTorch.
+
+  tensorboardX imports PyTorch whenever it is installed, only to accept torch tensors; dljax logs
+  floats, and the import cost 1.3 s of every run's start where PyTorch was installed (the `bench`
+  extra), a tenth of `cartpole_ppo`'s whole command.
+  """
+  if "tensorboardX" in sys.modules or "torch" in sys.modules:
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter
+  sys.modules["torch"] = None  # `import torch` raises ImportError while this is set
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    del sys.modules["torch"]
+  return SummaryWriter
+
+
 class MetricsLog:
   """Appends `{"step", "split", **metrics}` records; on resume, drops records past the checkpoint.
 
@@ -108,8 +128,7 @@ class MetricsLog:
   """
 
   def __init__(self, workdir: str, resume_step: int = 0):
-    from tensorboardX import SummaryWriter
-
+    SummaryWriter = summary_writer_class()
     self.path = os.path.join(workdir, "metrics.jsonl")
     self.records = []
     self._tb = None
