@@ -451,6 +451,11 @@ def wall_cell(name: str, fig: dict, race: dict | None) -> str:
   return cell
 
 
+def shown_config(row) -> str:
+  """A row's config as the table names it: `NAME[:VARIANT]`."""
+  return row.config.removesuffix(".py").replace(".py", "")
+
+
 def table(results: dict) -> str:
   """The README's results table, from results.json's content."""
   lines = [
@@ -458,7 +463,7 @@ def table(results: dict) -> str:
     "|---|---|---|---|---|",
   ]
   for name, row in ROWS.items():
-    config = f"`{row.config.removesuffix('.py').replace('.py', '')}`"
+    config = f"`{shown_config(row)}`"
     entry = results["rows"].get(name)
     if row.not_run or entry is None:
       why = (
@@ -473,21 +478,33 @@ def table(results: dict) -> str:
       f"| {config} | {row.what} | {result_cell(name, fig)} | "
       f"{wall_cell(name, fig, entry.get('race'))} | {fig['step_time_ms']:.1f} ms{f' per {row.step}' if row.step else ''} |"
     )
-  machines = sorted(
-    {
-      f"{r['machine']['cpu']}, {r['machine']['cores']} cores, jax {r['machine']['jax']}"
-      for entry in results["rows"].values()
-      for r in entry["records"]
-    }
-  )
-  dates = sorted({r["date"][:10] for entry in results["rows"].values() for r in entry["records"]})
-  if dates:
-    lines.append("")
-    lines.append(
-      f"Measured {', '.join(dates)} on {'; '.join(machines)}, by `python -m "
-      "benchmarks.reproduce` (results/results.json: every run's command, metrics and load)."
-    )
+  footer = measured_on(results)
+  if footer:
+    lines += ["", footer]
   return "\n".join(lines)
+
+
+def measured_on(results: dict) -> str:
+  """The table's last line: when, and on which machine each row was measured ('' if none was)."""
+  machines = {}  # machine -> the rows measured on it
+  for name, entry in results["rows"].items():
+    for r in entry["records"]:
+      m = f"{r['machine']['cpu']}, {r['machine']['cores']} cores, jax {r['machine']['jax']}"
+      machines.setdefault(m, set()).add(name)
+  dates = sorted({r["date"][:10] for entry in results["rows"].values() for r in entry["records"]})
+  if not dates:
+    return ""
+  if len(machines) == 1:
+    where = next(iter(machines))
+  else:
+    where = "; ".join(
+      f"{m} ({', '.join(f'`{shown_config(row)}`' for n, row in ROWS.items() if n in rows)})"
+      for m, rows in sorted(machines.items())
+    )
+  return (
+    f"Measured {', '.join(dates)} on {where}, by `python -m benchmarks.reproduce` "
+    "(results/results.json: every run's command, metrics and load)."
+  )
 
 
 def page_value(results: dict, ref: str) -> str:

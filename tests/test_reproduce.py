@@ -105,3 +105,18 @@ def test_pages_quote_sampler_scores_and_a_rerun_row_keeps_them(tmp_path):
   record |= {"step_time_ms": 2.0, "load_before": [0.5, 0.5, 0.5], "settings": {}}
   reproduce.store(str(path), "mnist_ddpm", [record], None)
   assert json.loads(path.read_text())["rows"]["mnist_ddpm"]["samplers"] == scores
+
+
+def test_the_table_says_which_machine_measured_which_row():
+  def entry(cpu: str, date: str) -> dict:
+    machine = {"cpu": cpu, "cores": 2, "jax": "0.10.2"}
+    return {"records": [{"machine": machine, "date": date}], "race": None}
+
+  one = {"rows": {"mnist_mlp": entry("Xeon", "2026-12-04T10:00")}}
+  assert reproduce.measured_on(one).startswith("Measured 2026-12-04 on Xeon, 2 cores, jax 0.10.2,")
+  two = {"rows": one["rows"] | {"shakespeare_gpt_cpu": entry("EPYC", "2026-12-07T17:00")}}
+  assert reproduce.measured_on(two).startswith(
+    "Measured 2026-12-04, 2026-12-07 on EPYC, 2 cores, jax 0.10.2 (`shakespeare_gpt:cpu`); "
+    "Xeon, 2 cores, jax 0.10.2 (`mnist_mlp`),"
+  )
+  assert reproduce.measured_on({"rows": {}}) == ""
