@@ -586,7 +586,10 @@ def main():
     print(f"== {chapter}")
     for name in [n for n, (needed_by, _, _) in RUNS.items() if chapter in needed_by]:
       summary = train(name, runs, args.rerun)
-      final = ", ".join(f"{k}={v:.4g}" for k, v in summary["final"].items())
+      final = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, int | float) else f"{k}={v}"  # RL: per-seed returns
+        for k, v in summary["final"].items()
+      )
       print(
         f"  {name}: {final}; wall {summary['wall_time_s']:.1f} s, "
         f"{summary['step_time_ms']:.2f} ms/step on {summary['devices']}",
