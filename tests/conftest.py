@@ -1,5 +1,6 @@
 """Test set-up: two CPU devices (as the entry scripts use on this 2-core machine) and helpers."""
 
+import contextlib
 import gzip
 import json
 import os
@@ -187,17 +188,29 @@ def write_idx_dataset(data_dir, name: str, splits: dict) -> str:
   return directory
 
 
+@contextlib.contextmanager
+def mock_tfds(**mock_kwargs):
+  """`tfds.testing.mock_data(**mock_kwargs)`, with the temporary folder TFDS makes for each
+  builder's info and never removes (`DatasetInfo.initialize_from_bucket`) made inside a folder
+  removed afterwards: the suite left ~20 of them in /tmp per run."""
+  import tensorflow_datasets as tfds
+
+  with tempfile.TemporaryDirectory(prefix="dljax-test-tfds-") as scratch:
+    previous, tempfile.tempdir = tempfile.tempdir, scratch
+    try:
+      with tfds.testing.mock_data(**mock_kwargs):
+        yield
+    finally:
+      tempfile.tempdir = previous
+
+
 def mock_tfds_splits(make_examples):
-  """`tfds.testing.mock_data` in which split `split` holds the list `make_examples(split)`.
+  """`mock_tfds` in which split `split` holds the list `make_examples(split)`.
 
   The default mock gives every split the same random examples: a test could not tell which split
   a loader read.
   """
-  import tensorflow_datasets as tfds
-
-  return tfds.testing.mock_data(
-    as_data_source_fn=lambda builder, split, **kwargs: make_examples(split)
-  )
+  return mock_tfds(as_data_source_fn=lambda builder, split, **kwargs: make_examples(split))
 
 
 def stand_in_corpus() -> str:

