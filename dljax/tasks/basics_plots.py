@@ -5,16 +5,9 @@ import os
 
 import numpy as np
 
+from dljax.metrics_log import import_pyplot
+
 GRID_SIZE = 150  # points per side of the grid the decision boundary is evaluated on
-
-
-def _pyplot():
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  return plt
 
 
 def plot_decision_boundary(path: str, predict, test: dict, step: int):
@@ -22,7 +15,7 @@ def plot_decision_boundary(path: str, predict, test: dict, step: int):
 
   `predict`: points [n, 2] -> probabilities [n].
   """
-  plt = _pyplot()
+  plt = import_pyplot()
   points, labels = test["image"], test["label"]
   low, high = points.min(0) - 0.5, points.max(0) + 0.5
   xs, ys = np.linspace(low[0], high[0], GRID_SIZE), np.linspace(low[1], high[1], GRID_SIZE)
@@ -42,7 +35,7 @@ def plot_decision_boundary(path: str, predict, test: dict, step: int):
 
 def plot_comparison(workdir: str, names: list[str]):
   """WORKDIR/comparison.png: every variant's training loss and test accuracy, from metrics.jsonl."""
-  plt = _pyplot()
+  plt = import_pyplot()
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     records = [json.loads(line) for line in f]
   fig, (loss_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(9, 3.6))
