@@ -105,8 +105,8 @@ def summary_writer_class():
   """tensorboardX's `SummaryWriter`, imported without PyTorch.
 
   tensorboardX imports PyTorch whenever it is installed, only to accept torch tensors; dljax logs
-  floats, and the import cost 1.3 s of every run's start where PyTorch was installed (the `bench`
-  extra), a tenth of `cartpole_ppo`'s whole command.
+  floats, and that import was a large part of a short run's start wherever PyTorch was installed
+  (the `bench` extra; measured in docs/benchmarks.md).
   """
   if "tensorboardX" in sys.modules or "torch" in sys.modules:
     from tensorboardX import SummaryWriter

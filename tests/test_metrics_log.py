@@ -1,5 +1,5 @@
 """The metrics log writes TensorBoard files without importing PyTorch (tensorboardX would, at
-1.3 s of every run's start where PyTorch is installed), and PyTorch stays importable after it."""
+every run's start where PyTorch is installed), and PyTorch stays importable after it."""
 
 import os
 import subprocess
