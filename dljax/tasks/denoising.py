@@ -142,12 +142,12 @@ def sample_from_checkpoint(method: Method, state_tree, meta, options: SampleOpti
   sampler = meta["sample_with"] if options.sampler is None else options.sampler
   num, rng = options.num_images, jax.random.PRNGKey(options.seed)
   check_sampler(method, sampler, steps, "experiments.generate")
-  model = build_model(meta["model"])
   if "sample_batch" not in meta:
     raise DljaxError(
       "this checkpoint was written before runs recorded their sample_batch_size (2026-12-07); "
       "retrain it, or sample with the dljax version that wrote it"
     )
+  model = build_model(meta["model"])
   batch = min(num, meta["sample_batch"])
   draw = jax.jit(
     lambda params, key: generate(
