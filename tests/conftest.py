@@ -36,10 +36,20 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # under load any
 jax.config.update("jax_compilation_cache_dir", os.environ["DLJAX_TEST_XLA_CACHE"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
+# The processes the session starts (xdist workers, entry scripts) make their temporary files in
+# one folder, removed at the end: TFDS makes a temporary folder that it never removes whenever a
+# process opens a dataset that is not prepared (`DatasetInfo.initialize_from_bucket`), and the
+# entry scripts tests start do. This process keeps its own (pytest's basetemp is under it).
+tempfile.gettempdir()  # read TMPDIR before it is set below
+if XLA_CACHE_OWNER:
+  os.environ["DLJAX_TEST_TMPDIR"] = tempfile.mkdtemp(prefix="dljax-test-tmp-")
+os.environ["TMPDIR"] = os.environ["DLJAX_TEST_TMPDIR"]
+
 
 def pytest_unconfigure(config):
   if XLA_CACHE_OWNER:
     shutil.rmtree(os.environ["DLJAX_TEST_XLA_CACHE"], ignore_errors=True)
+    shutil.rmtree(os.environ["DLJAX_TEST_TMPDIR"], ignore_errors=True)
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
