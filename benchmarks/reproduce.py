@@ -453,7 +453,7 @@ def wall_cell(name: str, fig: dict, race: dict | None) -> str:
 
 def shown_config(row) -> str:
   """A row's config as the table names it: `NAME[:VARIANT]`."""
-  return row.config.removesuffix(".py").replace(".py", "")
+  return row.config.replace(".py", "")
 
 
 def table(results: dict) -> str:
