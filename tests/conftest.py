@@ -202,7 +202,9 @@ def write_idx_dataset(data_dir, name: str, splits: dict) -> str:
 def mock_tfds(**mock_kwargs):
   """`tfds.testing.mock_data(**mock_kwargs)`, with the temporary folder TFDS makes for each
   builder's info and never removes (`DatasetInfo.initialize_from_bucket`) made inside a folder
-  removed afterwards: the suite left ~20 of them in /tmp per run."""
+  removed afterwards: the suite left ~20 of them in /tmp per run. The session's other processes
+  already make theirs in DLJAX_TEST_TMPDIR (above); this covers the process running the test,
+  which is pytest's own under `-n 0`."""
   import tensorflow_datasets as tfds
 
   with tempfile.TemporaryDirectory(prefix="dljax-test-tfds-") as scratch:
