@@ -15,6 +15,7 @@ from dljax.models import build_model, model_spec
 from dljax.models.cnn import ShiftConv, pool2x2
 from dljax.models.dcgan import ConvTranspose2x
 from dljax.models.dense import Dense
+from dljax.models.resnet import _stored
 from dljax.train_state import count_params
 
 
@@ -46,6 +47,21 @@ def test_models_are_generic_over_input_shape(name, shape):
   variables = model.init(jax.random.PRNGKey(0), jnp.zeros(shape))
   logits = model.apply(variables, jnp.ones(shape), train=False)
   assert logits.shape == (3, 10)
+
+
+def test_resnet_stored_activation_is_the_identity_bit_for_bit():
+  x = jnp.array([-0.0, 0.0, 1.5e-38, 3.4e38, -2.5, 7.0, 0.1], jnp.float32)
+  cotangent = jnp.array([1e-30, -3.0, 0.25, 2.0, -0.0, 1e30, 0.3], jnp.float32)
+
+  @jax.jit
+  def value_and_gradient(x, cotangent):
+    y, vjp = jax.vjp(_stored, x)
+    return y, vjp(cotangent)[0]
+
+  y, grad = value_and_gradient(x, cotangent)
+  bits = lambda a: np.asarray(a).view(np.uint32)
+  np.testing.assert_array_equal(bits(y), bits(x))
+  np.testing.assert_array_equal(bits(grad), bits(cotangent))
 
 
 def test_unknown_model_lists_known_ones():

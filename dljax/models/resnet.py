@@ -10,8 +10,23 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+from jax import lax
 
 from dljax.models.dense import Dense
+
+
+def _stored(x):
+  """`x` itself, bit for bit, in a form XLA computes once and keeps in memory.
+
+  Each convolution's weight gradient reads the convolution's input batch-minor, through a
+  transpose. XLA:CPU fuses the BatchNorm + ReLU (+ residual add) that produced that input into
+  the transpose, recomputing the chain there (recursively through the residual adds) in a loop
+  several times slower than a transpose of the stored array: in ResNet-20's step those transposes
+  took more time than the convolutions (docs/benchmarks.md). XLA does not duplicate a division
+  into its users, so dividing by a 1 that it cannot fold away keeps the activation stored and
+  the transposes plain. The quotient is `x` for every finite `x`, and so is the gradient.
+  """
+  return x / lax.stop_gradient(1.0 + 0.0 * x)
 
 
 class BasicBlock(nn.Module):
@@ -27,14 +42,14 @@ class BasicBlock(nn.Module):
     conv = partial(nn.Conv, use_bias=False, dtype=self.dtype)
     residual = x
     y = conv(self.features, (3, 3), self.strides)(x)
-    y = nn.relu(norm()(y))
+    y = _stored(nn.relu(norm()(y)))
     y = conv(self.features, (3, 3))(y)
     # Zero-init the last BN scale so every block starts as the identity (Goyal et al. 2017).
     y = norm(scale_init=nn.initializers.zeros)(y)
     if residual.shape != y.shape:
       residual = conv(self.features, (1, 1), self.strides)(residual)
       residual = norm()(residual)
-    return nn.relu(residual + y)
+    return _stored(nn.relu(residual + y))
 
 
 class ResNet(nn.Module):
@@ -49,7 +64,7 @@ class ResNet(nn.Module):
   def __call__(self, x, train: bool = False):
     x = nn.Conv(self.stage_features[0], (3, 3), use_bias=False, dtype=self.dtype)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype)(x)
-    x = nn.relu(x)
+    x = _stored(nn.relu(x))
     for stage, (blocks, features) in enumerate(zip(self.stage_sizes, self.stage_features)):
       for block in range(blocks):
         strides = 2 if stage > 0 and block == 0 else 1
