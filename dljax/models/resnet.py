@@ -24,7 +24,7 @@ def _stored(x):
   several times slower than a transpose of the stored array: in ResNet-20's step those transposes
   took more time than the convolutions (docs/benchmarks.md). XLA does not duplicate a division
   into its users, so dividing by a 1 that it cannot fold away keeps the activation stored and
-  the transposes plain. The quotient is `x` for every finite `x`, and so is the gradient.
+  the transposes plain. The quotient is `x` for every finite `x`; the gradient passes unchanged.
   """
   return x / lax.stop_gradient(1.0 + 0.0 * x)
 
