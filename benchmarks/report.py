@@ -30,11 +30,9 @@ def write_json(path: str, result: dict):
 
 def ratio_chart(rows: list[dict], title: str, path: str):
   """A bar chart of PyTorch's step time over dljax's per model (above 1: dljax faster)."""
-  import matplotlib
+  from dljax.metrics_log import import_pyplot
 
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
+  plt = import_pyplot()
   columns = [("ratio_eager", "PyTorch eager"), ("ratio_compile", "torch.compile")]
   fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 2, 3.6))
   width = 0.38

@@ -19,6 +19,8 @@ import sys
 
 import numpy as np
 
+from dljax.metrics_log import import_pyplot
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIGURES = os.path.join(REPO, "docs", "figures")
 CORPUS = "text:../shared/data/tinyshakespeare.txt"
@@ -80,15 +82,6 @@ RUNS = {
 GIF_SAMPLES = 16  # noise vectors of the DCGAN's training GIF (of the run's 64 per grid)
 
 
-def _pyplot():
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  return plt
-
-
 def train(name: str, runs: str, rerun: bool) -> dict:
   """Runs (or reuses) the command of run `name`; returns its summary.json."""
   _, spec, flags = RUNS[name]
@@ -133,7 +126,7 @@ def save_figure(source: str, name: str):
 
 def filmstrip(paths: list[str], out: str, titles=None):
   """The images `paths` side by side in one row."""
-  plt = _pyplot()
+  plt = import_pyplot()
   fig, axes = plt.subplots(1, len(paths), figsize=(2.4 * len(paths), 2.1))
   for i, (ax, path) in enumerate(zip(axes, paths)):
     ax.imshow(plt.imread(path))
@@ -155,7 +148,7 @@ def _records(workdir: str, split: str, metric: str) -> np.ndarray:
 def regression_figure(runs: str, out: str):
   """Linear (top) and logistic (bottom) regression, optax vs the hand-written update: training
   loss, and the fitted weights' distance to the generating ones."""
-  plt = _pyplot()
+  plt = import_pyplot()
   fig, axes = plt.subplots(2, 2, figsize=(8, 5.2))
   for row, problem in zip(axes, ("linear", "logistic")):
     for suffix, label in (("", "optax"), ("_jax_grad", "jax.grad, by hand")):
@@ -195,7 +188,7 @@ def train_test_figure(workdir: str, out: str, panels, title: str, test_label: st
   """One panel per (train metric, test metric, title, axis settings): the training metric at
   every log (the mean over the steps since the last one) and the test metric at every
   evaluation, on one axis."""
-  plt = _pyplot()
+  plt = import_pyplot()
   fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2))
   for ax, (train_metric, test_metric, label, settings) in zip(np.atleast_1d(axes), panels):
     train, test = _records(workdir, "train", train_metric), _records(workdir, "eval", test_metric)
@@ -226,7 +219,7 @@ def classifier_predictions(workdir: str, dataset: str):
 
 def confusion_figure(labels, predicted, out: str):
   """The confusion matrix: how many test digits of each class got each prediction."""
-  plt = _pyplot()
+  plt = import_pyplot()
   classes = int(labels.max()) + 1
   counts = np.zeros((classes, classes), int)
   np.add.at(counts, (labels, predicted), 1)
@@ -247,7 +240,7 @@ def confusion_figure(labels, predicted, out: str):
 
 def misclassified_figure(images, labels, predicted, out: str, num: int = 16):
   """The first `num` misclassified test digits, each titled true -> predicted."""
-  plt = _pyplot()
+  plt = import_pyplot()
   wrong = np.flatnonzero(labels != predicted)[:num]
   columns = 8
   rows = max(1, -(-len(wrong) // columns))
@@ -297,7 +290,7 @@ def attention_map(workdir: str, out: str, text: str):
   model = build_model(meta["model"])
   tokens = CharVocab.from_json(meta["vocab"]).encode(text)[None]
   weights = np.asarray(attention_weights(model, {"params": state["params"]}, tokens))[:, 0]
-  plt = _pyplot()
+  plt = import_pyplot()
   layers, heads = weights.shape[:2]
   fig, axes = plt.subplots(layers, heads, figsize=(1.9 * heads, 1.9 * layers))
   labels = [c if c != "\n" else "\\n" for c in text]
@@ -367,7 +360,7 @@ def draw_cartpole(ax, state, t: int, end: bool):
       linewidth=0.5,
       linestyle="--",
     )
-  ax.add_patch(_pyplot().Rectangle((x - 0.25, -0.1), 0.5, 0.2, color="steelblue"))
+  ax.add_patch(import_pyplot().Rectangle((x - 0.25, -0.1), 0.5, 0.2, color="steelblue"))
   ax.plot([x, x + np.sin(theta)], [0.1, 0.1 + np.cos(theta)], color="peru", linewidth=3)
   ax.set(xlim=(-2.5, 2.5), ylim=(-0.3, 1.3), aspect="equal", xticks=[], yticks=[])
   ax.set_title(f"t = {t}{' (end)' if end else ''}, {np.degrees(theta):+.1f}°", fontsize=7)
@@ -392,7 +385,7 @@ def cartpole_filmstrip(workdir: str, out: str, frames: int = 6):
     "random policy": cartpole_episode(lambda obs: rng.integers(2), 0, 500),
     "trained PPO policy": cartpole_episode(trained, 0, 500),
   }
-  plt = _pyplot()
+  plt = import_pyplot()
   fig, axes = plt.subplots(2, frames, figsize=(1.6 * frames, 2.3))
   for row, (label, states) in zip(axes, episodes.items()):
     for ax, t in zip(row, np.linspace(0, len(states) - 1, frames).round().astype(int)):
@@ -450,7 +443,7 @@ def fid_figure(workdir: str, out: str):
   modes = ["running averages", "batch statistics"]
   if summary["config"]["sample_batch_stats"]:
     modes.reverse()
-  plt = _pyplot()
+  plt = import_pyplot()
   fig, ax = plt.subplots(figsize=(5.2, 3.2))
   for metric, label in (
     ("fid_mnist_cnn", f"BatchNorm {modes[0]} (configured)"),
@@ -489,7 +482,7 @@ def class_histogram(workdir: str, classifier: str, out: str, num: int = 10_000):
     return np.bincount(classes, minlength=extractor.num_classes) / len(classes)
 
   generated = shares(images)
-  plt = _pyplot()
+  plt = import_pyplot()
   fig, ax = plt.subplots(figsize=(5.2, 2.8))
   classes = np.arange(extractor.num_classes)
   ax.bar(classes - 0.2, 100 * shares(real), 0.4, label=f"{dataset} test images", color="gray")

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dljax.metrics_log import import_pyplot
 from dljax.parallel import split_batch, unsplit
 from dljax.tasks.image_grid import save_grid
 
@@ -73,11 +74,7 @@ def _manifold(model, params):
 
 
 def _save_scatter(codes, labels, path: str):
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
+  plt = import_pyplot()
   fig, ax = plt.subplots(figsize=(5, 4.5))
   points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=4, vmin=-0.5, vmax=9.5)
   fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
