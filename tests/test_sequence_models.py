@@ -81,7 +81,8 @@ def test_gpt_is_causal(explicit_attention):
   params = init(model)
   tokens = random_tokens((2, 8))
   changed = tokens.at[:, 5].set((tokens[:, 5] + 1) % VOCAB)
-  before, after = model.apply(params, tokens), model.apply(params, changed)
+  forward = jax.jit(model.apply)
+  before, after = forward(params, tokens), forward(params, changed)
   np.testing.assert_allclose(before[:, :5], after[:, :5], atol=1e-6)
   assert not np.allclose(before[:, 5:], after[:, 5:])
 
@@ -103,22 +104,22 @@ def test_gpt_kv_cache_logits_match_full_forward(explicit_attention):
   model = tiny_gpt(explicit_attention=explicit_attention)
   params = init(model)
   tokens = random_tokens((2, 8))
+  forward = jax.jit(model.apply)
   cache = init_kv_cache(model.config, 2)
-  prefix_logits, cache = model.apply(params, tokens[:, :5], kv_cache=cache)
+  prefix_logits, cache = forward(params, tokens[:, :5], kv_cache=cache)
   pieces = [prefix_logits]
   for position in range(5, 8):
-    logits, cache = model.apply(params, tokens[:, position : position + 1], kv_cache=cache)
+    logits, cache = forward(params, tokens[:, position : position + 1], kv_cache=cache)
     pieces.append(logits)
-  np.testing.assert_allclose(
-    jnp.concatenate(pieces, axis=1), model.apply(params, tokens), atol=1e-5
-  )
+  np.testing.assert_allclose(jnp.concatenate(pieces, axis=1), forward(params, tokens), atol=1e-5)
 
 
 def greedy_by_full_forward(model, params, prompt, num_tokens):
   """nanoGPT's generate: recompute the whole (cropped) context every step."""
+  forward = jax.jit(model.apply)  # a program a length: op by op, every op compiles a length
   sequence = jnp.asarray(prompt)
   for _ in range(num_tokens):
-    logits = model.apply(params, sequence[:, -model.config.block_size :])[:, -1]
+    logits = forward(params, sequence[:, -model.config.block_size :])[:, -1]
     sequence = jnp.concatenate(
       [sequence, jnp.argmax(logits, -1)[:, None].astype(sequence.dtype)], axis=1
     )
