@@ -23,12 +23,12 @@ GPT = config_path("shakespeare_gpt") + ":smoke"
 # The smoke GPT's state: 9 parameters (every one with a dimension of 16) and their 2 Adam moments
 # split on 4 devices; its step, its raw key (2,) and the optimizer's 2 counters stay replicated.
 GPT_ARRAYS, GPT_SPLIT_ON = 31, {1: 0, 4: 27}
-# Level 1: compiling is most of a smoke run's CPU time (dljax.parallel.setup_devices).
+# Level 0: compiling is most of a smoke run's CPU time (dljax.parallel.setup_devices).
 FLAGS = [
   f"--config={SMOKE}",
   "--config.log_every_steps=1",
   "--config.quiet=True",
-  "--config.xla_optimization_level=1",
+  "--config.xla_optimization_level=0",
 ]
 
 # For each [WORKDIR, CONFIG, {key: value}, resume] of the JSON list argv[2]: restores step 10 of
@@ -42,7 +42,7 @@ import numpy as np
 import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 from dljax import parallel
-parallel.setup_devices(int(sys.argv[1]), xla_optimization_level=1)
+parallel.setup_devices(int(sys.argv[1]), xla_optimization_level=0)
 from dljax.checkpoint import Checkpointer, install
 from dljax.cli import load_config
 from dljax.tasks import build_experiment, train
