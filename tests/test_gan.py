@@ -2,6 +2,7 @@
 bitwise, a NaN in the second network's loss stops the run, and bad image shapes are refused."""
 
 import dataclasses
+import functools
 import json
 import signal
 
@@ -68,6 +69,7 @@ def test_gan_step_keeps_both_updates_batch_norm_statistics(smoke):
   after, _ = make_gan_train_step()(init(), batch)
   s = init()
 
+  @functools.partial(jax.jit, static_argnums=(1, 2))  # op by op, each op would compile alone
   def by_hand(s, network, loss):
     net = getattr(s, network)
     grads, (_, mutable) = jax.grad(loss, has_aux=True)(
