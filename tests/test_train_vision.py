@@ -85,11 +85,9 @@ def test_model_overfits_one_batch(model):
   batch = {"image": images, "label": jnp.arange(16) % 10}
   opt = base_config().optimizer
   opt.update({"name": "adam", "learning_rate": 3e-3, "schedule": "constant"})
-  state = init_model_state(
-    build_model(model, num_classes=10),
-    make_optimizer(opt, 200),
-    jax.random.PRNGKey(1),
-    images[:1],
+  init = jax.jit(init_model_state, static_argnums=(0, 1))  # one program, not op by op
+  state = init(
+    build_model(model, num_classes=10), make_optimizer(opt, 200), jax.random.PRNGKey(1), images[:1]
   )
   step = make_train_step(classification_loss)
   for _ in range(100):  # both pass by step 40 (the CNN by 17)
@@ -105,13 +103,11 @@ def test_one_and_two_devices_compute_the_same_step():
   for n in (1, 2):
     mesh = parallel.make_data_mesh(n)
     with jax.set_mesh(mesh):
-      state = init_model_state(
-        build_model(SMALL_RESNET, num_classes=10),
-        make_optimizer(opt, 10),
-        jax.random.PRNGKey(1),
-        images[:1],
+      model = build_model(SMALL_RESNET, num_classes=10)
+      init = jax.jit(init_model_state, static_argnums=(0, 1))  # one program, not op by op
+      state = parallel.replicate(
+        init(model, make_optimizer(opt, 10), jax.random.PRNGKey(1), images[:1]), mesh
       )
-      state = parallel.replicate(state, mesh)
       step = make_train_step(
         classification_loss, lambda feed, _: jax.tree.map(parallel.split_batch, feed)
       )
