@@ -171,6 +171,15 @@ MUTATIONS = [
     ("tests/test_rl_envs.py::test_reset_distribution_matches_gymnasium",),
   ),
   Mutation(
+    "update-keeps-only-its-own-networks-statistics",
+    "dljax/steps.py",
+    "  for name, collections in (mutable or {}).items():\n",
+    "  for name, collections in (mutable or {}).items():\n"
+    "    if name != update.network:\n"
+    "      continue\n",
+    ("tests/test_gan.py::test_gan_step_keeps_both_updates_batch_norm_statistics",),
+  ),
+  Mutation(
     "split-rounds-up-the-smallest-remainders",
     "dljax/data/images.py",
     "np.sort(np.unique(remainder))[::-1]",
