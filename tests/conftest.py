@@ -18,9 +18,8 @@ import pytest
 from dljax import checkpoint, parallel
 
 # Two CPU devices, and LLVM at -O0: the suite compiles far more than it runs, and takes ~18 % less
-# time than at -O1 (481 against 584 s on 2 cores). The entry scripts tests start inherit the
-# XLA_FLAGS this sets; a config's own xla_optimization_level still wins (it comes later in
-# XLA_FLAGS).
+# time than at -O1 on 2 cores. The entry scripts tests start inherit the XLA_FLAGS this sets; a
+# config's own xla_optimization_level still wins (it comes later in XLA_FLAGS).
 parallel.setup_devices(2, xla_optimization_level=0)
 checkpoint.install()  # what the entry points set up for orbax (dljax.checkpoint.install)
 

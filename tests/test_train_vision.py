@@ -77,6 +77,8 @@ def test_short_training_beats_chance_by_far(tmp_path, placement):
 # ResNet-20 with one block per stage: its every kind of block (strided, projected, BatchNorm) at a
 # third of the compile time.
 SMALL_RESNET = {"name": "resnet20", "stage_sizes": (1, 1, 1)}
+# (model, optimizer, rng, example) -> state, as one program: op by op, each op compiles alone.
+jitted_init = jax.jit(init_model_state, static_argnums=(0, 1))
 
 
 @pytest.mark.parametrize("model", [{"name": "cnn"}, SMALL_RESNET], ids=["cnn", "resnet"])
@@ -85,8 +87,7 @@ def test_model_overfits_one_batch(model):
   batch = {"image": images, "label": jnp.arange(16) % 10}
   opt = base_config().optimizer
   opt.update({"name": "adam", "learning_rate": 3e-3, "schedule": "constant"})
-  init = jax.jit(init_model_state, static_argnums=(0, 1))  # one program, not op by op
-  state = init(
+  state = jitted_init(
     build_model(model, num_classes=10), make_optimizer(opt, 200), jax.random.PRNGKey(1), images[:1]
   )
   step = make_train_step(classification_loss)
@@ -104,9 +105,8 @@ def test_one_and_two_devices_compute_the_same_step():
     mesh = parallel.make_data_mesh(n)
     with jax.set_mesh(mesh):
       model = build_model(SMALL_RESNET, num_classes=10)
-      init = jax.jit(init_model_state, static_argnums=(0, 1))  # one program, not op by op
       state = parallel.replicate(
-        init(model, make_optimizer(opt, 10), jax.random.PRNGKey(1), images[:1]), mesh
+        jitted_init(model, make_optimizer(opt, 10), jax.random.PRNGKey(1), images[:1]), mesh
       )
       step = make_train_step(
         classification_loss, lambda feed, _: jax.tree.map(parallel.split_batch, feed)
