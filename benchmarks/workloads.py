@@ -49,6 +49,7 @@ class Workload:
   """A compiled train step with its state and batch, ready to be timed."""
 
   name: str
+  mesh: Any  # the data mesh the step runs on, current while it compiles (as in a training run)
   step: Any  # a dljax.steps.TrainStep: jitted (state, feed) -> (state, metrics), state donated
   state: Any
   feed: Any
@@ -64,7 +65,7 @@ class Workload:
   num_devices: int = 1  # of the data mesh
   schedule_steps: int = 1000  # length of the learning-rate schedule
   compile_s: float = 0.0
-  _compiled: Callable | None = None
+  compiled: Callable | None = None  # the step compiled ahead of time, by `compile`
 
   @property
   def batch_size(self) -> int:
@@ -73,14 +74,19 @@ class Workload:
     return self.config.get("batch_size", 0) if self.config else 0
 
   def compile(self):
-    """Compiles the step ahead of time and runs two calls (first runs allocate buffers)."""
+    """Compiles the step ahead of time and runs two calls (first runs allocate buffers).
+
+    It compiles under `jax.set_mesh(mesh)`, as `dljax.tasks.train` runs a config: a step that
+    splits what it computes itself (`parallel.split_batch`, e.g. a batch gathered from a
+    device-resident set) would otherwise compute the whole batch on every device."""
     import jax
 
     t0 = time.perf_counter()
-    self._compiled = self.step.fn.lower(self.state, self.feed).compile()
+    with jax.set_mesh(self.mesh):
+      self.compiled = self.step.fn.lower(self.state, self.feed).compile()
     self.compile_s = time.perf_counter() - t0
     for _ in range(2):
-      self.state, metrics = self._compiled(self.state, self.feed)
+      self.state, metrics = self.compiled(self.state, self.feed)
     jax.block_until_ready(metrics)
 
   def seconds_per_step(self, steps: int) -> float:
@@ -90,7 +96,7 @@ class Workload:
     calls = max(1, -(-steps // self.steps_per_call))
     t0 = time.perf_counter()
     for _ in range(calls):
-      self.state, metrics = self._compiled(self.state, self.feed)
+      self.state, metrics = self.compiled(self.state, self.feed)
       if self.bounded:
         jax.block_until_ready(metrics)
     jax.block_until_ready(metrics)
@@ -184,6 +190,7 @@ def _finish(name, config, model, batch, input_shape, loss_fn, init, mesh) -> Wor
   batch_size = len(next(iter(batch.values())))
   return Workload(
     name=name,
+    mesh=mesh,
     step=make_train_step(loss_fn, steps_per_call=config.steps_per_call),
     state=jax.jit(init, out_shardings=parallel.replicated(mesh))(),
     feed=jax.device_put(batch, parallel.batch_sharding(mesh, batch_size)),
@@ -264,7 +271,7 @@ def _ppo() -> Workload:
   state = jax.jit(exp.init_state, out_shardings=exp.state_sharding)()
   s = setup(config)
   items = s.num_seeds * s.chunk_updates * s.steps_per_update
-  return Workload("ppo", exp.train_step, state, None, items, "env-steps", config=config)
+  return Workload("ppo", mesh, exp.train_step, state, None, items, "env-steps", config=config)
 
 
 def _generative(name: str, num_devices: int) -> Workload:
@@ -286,6 +293,7 @@ def _generative(name: str, num_devices: int) -> Workload:
   state = jax.jit(exp.init_state, out_shardings=parallel.replicated(mesh))()
   return Workload(
     name,
+    mesh,
     exp.train_step,
     state,
     exp.feed(0),

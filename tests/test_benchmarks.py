@@ -33,6 +33,18 @@ def test_xla_flops_flag_a_scan_as_incomplete():
   assert flops.xla_train_flops(jax.jit(lambda w: w @ w), jnp.ones((32, 32)))[1]
 
 
+def test_a_generative_workload_computes_its_share_of_the_batch_on_each_device():
+  # The VAE's step gathers its batch from the device-resident set and splits it with
+  # parallel.split_batch, which needs the mesh current while the step compiles (as in a run).
+  per_device = []
+  for num_devices in (1, 2):
+    workload = workloads.build("vae", num_devices=num_devices)
+    workload.compile()
+    cost = workload.compiled.cost_analysis()
+    per_device.append((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
+  assert 0.45 < per_device[1] / per_device[0] < 0.6
+
+
 def test_resnet20_flops_match_the_published_count():
   from dljax.models import build_model
 
