@@ -253,6 +253,13 @@ MUTATIONS = [
     ("tests/test_reproduce.py::test_rl_figures_count_the_seeds_at_the_threshold",),
   ),
   Mutation(
+    "benchmark-workload-compiles-without-its-mesh",
+    "benchmarks/workloads.py",
+    "    with jax.set_mesh(self.mesh):\n      self.compiled",
+    "    if True:\n      self.compiled",
+    ("tests/test_benchmarks.py::test_a_generative_workload_splits_its_batch_over_the_devices",),
+  ),
+  Mutation(
     "race-keeps-the-callers-compilation-cache",
     "benchmarks/race.py",
     "if not k.startswith(CALLER_SETTINGS)",

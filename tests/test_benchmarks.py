@@ -33,7 +33,7 @@ def test_xla_flops_flag_a_scan_as_incomplete():
   assert flops.xla_train_flops(jax.jit(lambda w: w @ w), jnp.ones((32, 32)))[1]
 
 
-def test_a_generative_workload_computes_its_share_of_the_batch_on_each_device():
+def test_a_generative_workload_splits_its_batch_over_the_devices():
   # The VAE's step gathers its batch from the device-resident set and splits it with
   # parallel.split_batch, which needs the mesh current while the step compiles (as in a run).
   per_device = []
