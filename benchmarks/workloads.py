@@ -40,7 +40,13 @@ SPECS = {
   "gpt": Spec("shakespeare_gpt", None, cpu_variant="cpu"),
   "gpt2": Spec("gpt2_small", None),
 }
-GENERATIVE = {"vae": "mnist_vae", "dcgan": "mnist_dcgan"}  # timed as experiments.train runs them
+# Timed as experiments.train runs them (each step gathers its batch from the device-resident set).
+GENERATIVE = {
+  "vae": "mnist_vae",
+  "dcgan": "mnist_dcgan",
+  "ddpm": "mnist_ddpm",
+  "flow": "mnist_flow",
+}
 NAMES = (*SPECS, "ppo", *GENERATIVE)
 
 
@@ -275,8 +281,9 @@ def _ppo() -> Workload:
 
 
 def _generative(name: str, num_devices: int) -> Workload:
-  """One call of the VAE's or the DCGAN's train step (D then G) exactly as `experiments.train`
-  runs its config, fed from its device-resident dataset."""
+  """One call of a generative config's train step (the VAE's, the DCGAN's D then G, the DDPM's or
+  the flow's U-Net with its EMA) exactly as `experiments.train` runs it, fed from its
+  device-resident dataset."""
   import jax
 
   from dljax import parallel
