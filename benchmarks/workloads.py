@@ -67,11 +67,20 @@ class Workload:
   batch: dict | None = None  # the host (NumPy) batch fed to the step
   input_shape: tuple = ()  # one example's shape (image, or (length,) tokens)
   single_step: Callable | None = None  # the same step unscanned, for XLA's FLOPs count
-  bounded: bool = False  # wait for each call before the next (XLA:CPU multi-device collectives)
-  num_devices: int = 1  # of the data mesh
   schedule_steps: int = 1000  # length of the learning-rate schedule
   compile_s: float = 0.0
   compiled: Callable | None = None  # the step compiled ahead of time, by `compile`
+
+  @property
+  def num_devices(self) -> int:
+    return self.mesh.size
+
+  @property
+  def bounded(self) -> bool:
+    """Whether to wait for each call before the next (XLA:CPU multi-device collectives)."""
+    from dljax import parallel
+
+    return parallel.needs_bounded_dispatch(self.mesh)
 
   @property
   def batch_size(self) -> int:
@@ -100,10 +109,11 @@ class Workload:
     import jax
 
     calls = max(1, -(-steps // self.steps_per_call))
+    bounded = self.bounded
     t0 = time.perf_counter()
     for _ in range(calls):
       self.state, metrics = self.compiled(self.state, self.feed)
-      if self.bounded:
+      if bounded:
         jax.block_until_ready(metrics)
     jax.block_until_ready(metrics)
     return (time.perf_counter() - t0) / (calls * self.steps_per_call)
@@ -208,8 +218,6 @@ def _finish(name, config, model, batch, input_shape, loss_fn, init, mesh) -> Wor
     batch=batch,
     input_shape=input_shape,
     single_step=make_train_step(loss_fn),
-    bounded=parallel.needs_bounded_dispatch(mesh),
-    num_devices=mesh.size,
     schedule_steps=schedule_steps(config),
   )
 
@@ -308,8 +316,6 @@ def _generative(name: str, num_devices: int) -> Workload:
     "examples",
     steps_per_call=exp.steps_per_call,
     config=config,
-    bounded=parallel.needs_bounded_dispatch(mesh),
-    num_devices=mesh.size,
   )
 
 
